@@ -1,0 +1,58 @@
+use crate::error::coded;
+use async_graphql::Context;
+use kernel::{ErrorCode, WorkspaceId};
+use tenancy::Actor;
+
+/// What the HTTP layer learnt about the request, handed to every resolver.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub actor: Option<Actor>,
+    /// The `X-Workspace-Id` header, when sent.
+    pub workspace_header: Option<WorkspaceId>,
+}
+
+pub(crate) trait ContextExt {
+    fn request(&self) -> &RequestContext;
+    fn actor(&self) -> async_graphql::Result<&Actor>;
+    fn tenancy(&self) -> &tenancy::Tenancy;
+    /// The workspace an operation targets: the argument, else the header, else (for an API
+    /// key) the key's own workspace.
+    fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId>;
+}
+
+impl ContextExt for Context<'_> {
+    fn request(&self) -> &RequestContext {
+        self.data_unchecked::<RequestContext>()
+    }
+
+    fn actor(&self) -> async_graphql::Result<&Actor> {
+        self.request()
+            .actor
+            .as_ref()
+            .ok_or_else(|| coded(ErrorCode::Unauthenticated, "authentication required"))
+    }
+
+    fn tenancy(&self) -> &tenancy::Tenancy {
+        self.data_unchecked::<tenancy::Tenancy>()
+    }
+
+    fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId> {
+        if let Some(id) = argument {
+            return parse_id(id);
+        }
+        if let Some(id) = self.request().workspace_header {
+            return Ok(id);
+        }
+        if let Ok(Actor::ApiKey(key)) = self.actor() {
+            return Ok(key.workspace_id);
+        }
+        Err(coded(ErrorCode::BadUserInput, "name a workspace with `workspaceId` or the X-Workspace-Id header"))
+    }
+}
+
+pub(crate) fn parse_id<T: std::str::FromStr<Err = kernel::IdParseError>>(
+    id: &async_graphql::ID,
+) -> async_graphql::Result<T> {
+    use crate::error::GqlResult;
+    id.as_str().parse::<T>().gql()
+}

@@ -1,0 +1,56 @@
+//! The one mapper from domain errors to GraphQL errors with `extensions.code` (DESIGN §6).
+//! Internal causes are logged here and never sent.
+
+use async_graphql::ErrorExtensions;
+use kernel::ErrorCode;
+
+pub(crate) fn coded(code: ErrorCode, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code.as_str()))
+}
+
+pub(crate) trait IntoGraphqlError {
+    fn into_graphql(self) -> async_graphql::Error;
+}
+
+impl IntoGraphqlError for tenancy::TenancyError {
+    fn into_graphql(self) -> async_graphql::Error {
+        let code = self.code();
+        match &self {
+            tenancy::TenancyError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                coded(code, "internal error")
+            }
+            tenancy::TenancyError::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs().max(1);
+                async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
+                    e.set("code", code.as_str());
+                    e.set("retryAfter", seconds);
+                })
+            }
+            _ => coded(code, self.to_string()),
+        }
+    }
+}
+
+impl IntoGraphqlError for kernel::CursorError {
+    fn into_graphql(self) -> async_graphql::Error {
+        coded(ErrorCode::BadUserInput, self.to_string())
+    }
+}
+
+impl IntoGraphqlError for kernel::IdParseError {
+    fn into_graphql(self) -> async_graphql::Error {
+        coded(ErrorCode::BadUserInput, self.to_string())
+    }
+}
+
+/// `result.gql()?` in resolvers.
+pub(crate) trait GqlResult<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T, E: IntoGraphqlError> GqlResult<T> for Result<T, E> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(IntoGraphqlError::into_graphql)
+    }
+}

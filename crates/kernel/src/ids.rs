@@ -1,0 +1,93 @@
+//! Newtype IDs: a `ProfileId` can never be passed where a `TenantId` is expected.
+//! All ids are UUIDv7, so they sort by creation time and make good keyset cursors.
+
+use serde::{Deserialize, Serialize};
+use std::{fmt, str::FromStr};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("`{kind}` is not a valid id")]
+pub struct IdParseError {
+    pub kind: &'static str,
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh, time-ordered id.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s.trim()).map(Self).map_err(|_| IdParseError { kind: $label })
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid {
+                id.0
+            }
+        }
+    };
+}
+
+id_type!(AgencyId, "agency id");
+id_type!(
+    /// A client workspace: the unit of data isolation.
+    WorkspaceId,
+    "workspace id"
+);
+id_type!(UserId, "user id");
+id_type!(MembershipId, "membership id");
+id_type!(ApiKeyId, "API key id");
+id_type!(AuditEntryId, "audit entry id");
+id_type!(
+    /// A login session: the family of refresh tokens that descend from one login.
+    SessionId,
+    "session id"
+);
+id_type!(
+    /// The `tenant_id` column of every tenant table. It is the workspace id; the separate type
+    /// marks the places where the value is used as an isolation key.
+    TenantId,
+    "tenant id"
+);
+
+impl From<WorkspaceId> for TenantId {
+    fn from(id: WorkspaceId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl From<TenantId> for WorkspaceId {
+    fn from(id: TenantId) -> Self {
+        Self(id.0)
+    }
+}

@@ -1,0 +1,128 @@
+//! Wiring: settings → database (migrated) → cache → services → HTTP server. `main` and every
+//! test build the application through [`Application::build`], so tests run the real thing.
+
+use anyhow::Context as _;
+use gateway::{AppState, GatewaySettings};
+use platform::{Backend, Cache, Db, RateLimiter, Settings, metrics::Metrics};
+use migrations::{Migrator, sea_orm_migration::MigratorTrait};
+use std::{net::SocketAddr, sync::Arc};
+use tenancy::{JwtKeys, Tenancy};
+
+pub struct Application {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+    tenancy: Tenancy,
+}
+
+/// The services, connected and migrated, without the HTTP server (for `bootstrap`).
+pub struct Services {
+    pub db: Db,
+    pub cache: Cache,
+    pub tenancy: Tenancy,
+}
+
+impl Services {
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        migrate(settings).await?;
+        let db = Db::connect(&settings.app_database_url()).await.context("connecting to the database")?;
+        if db.role_bypasses_row_security().await? {
+            tracing::warn!(
+                "the database role of DATABASE_URL is a superuser or has BYPASSRLS: row-level \
+                 security does not protect tenant data; connect as a non-owner role (see README)"
+            );
+        }
+        let cache = match &settings.redis_url {
+            Some(url) => Cache::redis(url, &settings.cache_prefix).await.context("connecting to Redis")?,
+            None => Cache::in_process(&settings.cache_prefix),
+        };
+        let auth = &settings.auth;
+        let keys = match &auth.jwt_keys {
+            Some(spec) => JwtKeys::parse(spec, &auth.issuer, &auth.audience),
+            None => JwtKeys::load_or_generate(&settings.data_dir, &auth.issuer, &auth.audience),
+        }
+        .map_err(|e| anyhow::anyhow!("JWT keys: {e}"))?;
+        let tenancy = Tenancy::new(db.clone(), cache.clone(), auth.clone(), keys, Arc::new(kernel::SystemClock))
+            .map_err(|e| anyhow::anyhow!("tenancy: {e}"))?;
+        Ok(Self { db, cache, tenancy })
+    }
+}
+
+/// Runs the migrations as the owner role, then grants the app role its data access.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let owner = Db::connect(&settings.owner_database_url()).await.context("connecting to the database as owner")?;
+    Migrator::up(owner.connection(), None).await.context("running migrations")?;
+    if owner.backend() == Backend::Postgres
+        && settings.migration_database_url.is_some()
+        && let Some(app_role) = settings.database_url.as_deref().and_then(postgres_user)
+    {
+        migrations::grant_app_role(owner.connection(), &app_role).await.context("granting the app role")?;
+    }
+    owner.connection().clone().close().await.ok();
+    Ok(())
+}
+
+/// The user part of `postgres://user[:password]@host/db`.
+fn postgres_user(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let credentials = rest.split_once('@')?.0;
+    let user = credentials.split(':').next()?;
+    (!user.is_empty()).then(|| user.to_owned())
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let services = Services::connect(&settings).await?;
+        let metrics = Metrics::new().context("metrics registry")?;
+        let schema = gateway::build_schema(&settings.limits, settings.introspection, services.tenancy.clone());
+        let state = AppState {
+            schema,
+            tenancy: services.tenancy.clone(),
+            db: services.db.clone(),
+            cache: services.cache.clone(),
+            limiter: RateLimiter::new(services.cache.clone()),
+            metrics,
+            settings: GatewaySettings {
+                graphiql: settings.graphiql,
+                body_bytes: settings.limits.body_bytes,
+                rate_limits: settings.rate_limits.clone(),
+            },
+        };
+        let listener = std::net::TcpListener::bind(settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let server = gateway::build_server(state, listener, workers)?;
+        Ok(Self { addr, server, tenancy: services.tenancy })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    /// Serves until the process is asked to stop (SIGINT/SIGTERM), draining connections.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Runs the server on the current runtime and returns at once (tests).
+    pub fn spawn(self) -> (SocketAddr, Tenancy) {
+        let addr = self.addr;
+        let tenancy = self.tenancy.clone();
+        tokio::spawn(self.server);
+        (addr, tenancy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_the_role_from_a_postgres_url() {
+        assert_eq!(super::postgres_user("postgres://app:secret@db:5432/p").as_deref(), Some("app"));
+        assert_eq!(super::postgres_user("postgres://app@db/p").as_deref(), Some("app"));
+        assert_eq!(super::postgres_user("postgres://db/p"), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! A small key-value cache with expiry: Redis when configured, in-process otherwise.
+//! Keys are namespaced by the configured prefix; callers that store tenant data put the tenant
+//! in a `{hash tag}` so the keys also work on Redis Cluster.
+
+use crate::PlatformError;
+use redis::{AsyncCommands, aio::ConnectionManager};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// Above this many in-process entries, expired ones are swept before inserting; it bounds the
+/// memory an attacker can make us spend with keys derived from their input.
+const MEMORY_SWEEP_THRESHOLD: usize = 100_000;
+
+#[derive(Clone)]
+pub struct Cache {
+    prefix: Arc<str>,
+    inner: CacheBackend,
+}
+
+#[derive(Clone)]
+enum CacheBackend {
+    Memory(Arc<Mutex<MemoryStore>>),
+    Redis(ConnectionManager),
+}
+
+#[derive(Default)]
+pub(crate) struct MemoryStore {
+    pub(crate) entries: HashMap<String, (Vec<u8>, Option<Instant>)>,
+}
+
+impl MemoryStore {
+    fn live(&mut self, key: &str, now: Instant) -> Option<&mut (Vec<u8>, Option<Instant>)> {
+        let expired = matches!(self.entries.get(key), Some((_, Some(at))) if *at <= now);
+        if expired {
+            self.entries.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn insert(&mut self, key: String, value: Vec<u8>, expires: Option<Instant>, now: Instant) {
+        if self.entries.len() >= MEMORY_SWEEP_THRESHOLD {
+            self.entries.retain(|_, (_, at)| at.is_none_or(|at| at > now));
+        }
+        self.entries.insert(key, (value, expires));
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("backend", &self.backend_name()).finish()
+    }
+}
+
+impl Cache {
+    pub fn in_process(prefix: &str) -> Self {
+        Self { prefix: prefix.into(), inner: CacheBackend::Memory(Arc::default()) }
+    }
+
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, PlatformError> {
+        let client = redis::Client::open(url)?;
+        let manager = ConnectionManager::new(client).await?;
+        Ok(Self { prefix: prefix.into(), inner: CacheBackend::Redis(manager) })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.inner {
+            CacheBackend::Memory(_) => "in-process",
+            CacheBackend::Redis(_) => "redis",
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.prefix)
+    }
+
+    pub(crate) fn memory_store(&self) -> Option<&Arc<Mutex<MemoryStore>>> {
+        match &self.inner {
+            CacheBackend::Memory(store) => Some(store),
+            CacheBackend::Redis(_) => None,
+        }
+    }
+
+    pub(crate) fn redis_connection(&self) -> Option<ConnectionManager> {
+        match &self.inner {
+            CacheBackend::Redis(conn) => Some(conn.clone()),
+            CacheBackend::Memory(_) => None,
+        }
+    }
+
+    pub(crate) fn prefixed(&self, key: &str) -> String {
+        self.key(key)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PlatformError> {
+        let key = self.key(key);
+        match &self.inner {
+            CacheBackend::Memory(store) => {
+                Ok(lock(store).live(&key, Instant::now()).map(|(value, _)| value.clone()))
+            }
+            CacheBackend::Redis(conn) => Ok(conn.clone().get(key).await?),
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), PlatformError> {
+        let key = self.key(key);
+        match &self.inner {
+            CacheBackend::Memory(store) => {
+                let now = Instant::now();
+                lock(store).insert(key, value.to_vec(), Some(now + ttl), now);
+                Ok(())
+            }
+            CacheBackend::Redis(conn) => {
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let _: () = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), PlatformError> {
+        let key = self.key(key);
+        match &self.inner {
+            CacheBackend::Memory(store) => {
+                lock(store).entries.remove(&key);
+                Ok(())
+            }
+            CacheBackend::Redis(conn) => {
+                let _: () = conn.clone().del(key).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Increments a counter, starting its expiry when it is created; returns the new value.
+    pub async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, PlatformError> {
+        let key = self.key(key);
+        match &self.inner {
+            CacheBackend::Memory(store) => {
+                let now = Instant::now();
+                let mut store = lock(store);
+                let next = match store.live(&key, now) {
+                    Some((value, _)) => parse_counter(value) + 1,
+                    None => 1,
+                };
+                let expires = store.live(&key, now).and_then(|(_, at)| *at).unwrap_or(now + ttl);
+                store.insert(key, next.to_string().into_bytes(), Some(expires), now);
+                Ok(next)
+            }
+            CacheBackend::Redis(conn) => {
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let (value,): (i64,) = redis::pipe()
+                    .atomic()
+                    .incr(&key, 1)
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(millis)
+                    .arg("NX")
+                    .ignore()
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(value)
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), PlatformError> {
+        match &self.inner {
+            CacheBackend::Memory(_) => Ok(()),
+            CacheBackend::Redis(conn) => {
+                let _: String = redis::cmd("PING").query_async(&mut conn.clone()).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parse_counter(bytes: &[u8]) -> i64 {
+    std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// A poisoned lock only means another thread panicked mid-update of a cache entry; the map is
+/// still structurally sound, so keep serving rather than propagate the panic.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_process_entries_expire_and_counters_count() {
+        let cache = Cache::in_process("t");
+        cache.set("a", b"1", Duration::from_millis(30)).await.unwrap();
+        assert_eq!(cache.get("a").await.unwrap(), Some(b"1".to_vec()));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(cache.get("a").await.unwrap(), None);
+        assert_eq!(cache.increment("n", Duration::from_secs(5)).await.unwrap(), 1);
+        assert_eq!(cache.increment("n", Duration::from_secs(5)).await.unwrap(), 2);
+        cache.delete("n").await.unwrap();
+        assert_eq!(cache.increment("n", Duration::from_secs(5)).await.unwrap(), 1);
+    }
+}

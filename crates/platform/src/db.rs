@@ -1,0 +1,113 @@
+//! The database handle. SQLite (embedded default) or PostgreSQL (production), behind one type.
+
+use crate::PlatformError;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects with a pool sized for the backend. SQLite gets WAL mode and a busy timeout so
+    /// concurrent writers queue instead of failing.
+    #[tracing::instrument(skip_all)]
+    pub async fn connect(url: &str) -> Result<Self, PlatformError> {
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .sqlx_logging(false);
+        match backend {
+            Backend::Sqlite => {
+                if let Some(dir) = sqlite_parent_dir(url) {
+                    std::fs::create_dir_all(dir)?;
+                }
+                options.max_connections(8).min_connections(1);
+            }
+            Backend::Postgres => {
+                options.max_connections(32).min_connections(2);
+            }
+        }
+        let conn = Database::connect(options).await?;
+        if backend == Backend::Sqlite {
+            conn.execute_unprepared(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                 PRAGMA synchronous = NORMAL;",
+            )
+            .await?;
+        }
+        Ok(Self { conn, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn db_backend(&self) -> DbBackend {
+        match self.backend {
+            Backend::Sqlite => DbBackend::Sqlite,
+            Backend::Postgres => DbBackend::Postgres,
+        }
+    }
+
+    /// The raw connection, for code that is not tenant data (control-plane tables, migrations,
+    /// health checks). Tenant data goes through [`crate::TenantScope::begin`].
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub async fn ping(&self) -> Result<(), PlatformError> {
+        self.conn.ping().await?;
+        Ok(())
+    }
+
+    /// Warns when the app role could read past row-level security: a deployment mistake that
+    /// silently turns off the database half of tenant isolation.
+    pub async fn role_bypasses_row_security(&self) -> Result<bool, PlatformError> {
+        if self.backend != Backend::Postgres {
+            return Ok(false);
+        }
+        let row = self
+            .conn
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT (rolsuper OR rolbypassrls) AS bypass FROM pg_roles WHERE rolname = current_user",
+            ))
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<bool>("", "bypass")?,
+            None => false,
+        })
+    }
+}
+
+fn sqlite_parent_dir(url: &str) -> Option<&std::path::Path> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_sqlite_directory() {
+        assert_eq!(
+            super::sqlite_parent_dir("sqlite://./data/passerelle.db?mode=rwc"),
+            Some(std::path::Path::new("./data"))
+        );
+        assert_eq!(super::sqlite_parent_dir("sqlite::memory:"), None);
+    }
+}

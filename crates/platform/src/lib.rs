@@ -1,0 +1,19 @@
+//! Infrastructure every domain crate stands on: settings, telemetry, the database with its
+//! tenant-scoped transactions, the cache and the rate limiter. Backends are chosen at start-up
+//! (SQLite or PostgreSQL, in-process or Redis) behind the same types.
+
+pub mod cache;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod rate_limit;
+pub mod settings;
+pub mod telemetry;
+pub mod tenant;
+
+pub use cache::Cache;
+pub use db::{Backend, Db};
+pub use error::PlatformError;
+pub use rate_limit::{RateDecision, RateLimiter, RateQuota};
+pub use settings::Settings;
+pub use tenant::TenantScope;

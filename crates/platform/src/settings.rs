@@ -1,0 +1,299 @@
+//! Layered configuration: built-in defaults ← `passerelle.toml` ← `PASSERELLE_*` environment
+//! (plus `DATABASE_URL`, `REDIS_URL`) ← command-line flags (applied by the binary).
+
+use crate::PlatformError;
+use serde::Deserialize;
+use std::{net::SocketAddr, path::PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Unset: SQLite in `data_dir`. `postgres://…`: PostgreSQL, connected as the app role.
+    pub database_url: Option<String>,
+    /// The owner role that runs migrations; unset means `database_url`.
+    pub migration_database_url: Option<String>,
+    /// Unset: in-process cache and rate limiter.
+    pub redis_url: Option<String>,
+    /// Prepended to every cache key, so several deployments (or tests) can share one Redis.
+    pub cache_prefix: String,
+    pub graphiql: bool,
+    pub introspection: bool,
+    pub log_format: LogFormat,
+    pub run_workers: bool,
+    pub limits: Limits,
+    pub rate_limits: RateLimits,
+    pub auth: AuthSettings,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub query_depth: usize,
+    pub query_complexity: usize,
+    pub query_aliases: usize,
+    pub body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Sustained requests per second allowed from one client IP.
+    pub per_ip_per_second: f64,
+    pub per_ip_burst: u32,
+    /// Sustained requests per second allowed for one API key or one staff user.
+    pub per_principal_per_second: f64,
+    pub per_principal_burst: u32,
+    /// Take the client IP from the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `kid:base64secret` pairs separated by commas; the first signs, all verify. Unset: keys
+    /// are generated once into `data_dir/jwt-keys.json`.
+    pub jwt_keys: Option<String>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    /// argon2id memory in KiB, iterations and lanes (OWASP: m ≥ 19456, t ≥ 2, p = 1).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    /// Failed logins for one email before the lockout starts growing.
+    pub lockout_threshold: u32,
+    pub lockout_base_secs: u64,
+    pub lockout_max_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            migration_database_url: None,
+            redis_url: None,
+            cache_prefix: "passerelle".into(),
+            graphiql: true,
+            introspection: true,
+            log_format: LogFormat::Json,
+            run_workers: true,
+            limits: Limits::default(),
+            rate_limits: RateLimits::default(),
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { query_depth: 12, query_complexity: 1000, query_aliases: 30, body_bytes: 256 * 1024 }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_ip_per_second: 50.0,
+            per_ip_burst: 200,
+            per_principal_per_second: 100.0,
+            per_principal_burst: 400,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_keys: None,
+            issuer: "passerelle".into(),
+            audience: "passerelle-api".into(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            lockout_threshold: 5,
+            lockout_base_secs: 1,
+            lockout_max_secs: 15 * 60,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the TOML file (the given one must exist; `./passerelle.toml` is read only
+    /// if present), then the environment.
+    pub fn load(config_file: Option<&std::path::Path>) -> Result<Self, PlatformError> {
+        let mut settings = match config_file {
+            Some(path) => Self::from_toml(&std::fs::read_to_string(path)?)?,
+            None => match std::fs::read_to_string("passerelle.toml") {
+                Ok(text) => Self::from_toml(&text)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+                Err(e) => return Err(e.into()),
+            },
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, PlatformError> {
+        toml::from_str(text).map_err(|e| PlatformError::Config(format!("passerelle.toml: {e}")))
+    }
+
+    /// Every environment variable the product reads, in one place (the README's table).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), PlatformError> {
+        fn parse<T: std::str::FromStr>(name: &str, raw: String) -> Result<T, PlatformError> {
+            raw.trim().parse().map_err(|_| PlatformError::Config(format!("{name} has an invalid value")))
+        }
+        fn flag(name: &str, raw: String) -> Result<bool, PlatformError> {
+            match raw.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "on" | "yes" => Ok(true),
+                "0" | "false" | "off" | "no" => Ok(false),
+                _ => Err(PlatformError::Config(format!("{name} must be true or false"))),
+            }
+        }
+        let non_empty = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = non_empty("PASSERELLE_LISTEN") {
+            self.listen = parse("PASSERELLE_LISTEN", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = non_empty("DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = non_empty("PASSERELLE_MIGRATION_DATABASE_URL") {
+            self.migration_database_url = Some(v);
+        }
+        if let Some(v) = non_empty("REDIS_URL") {
+            self.redis_url = Some(v);
+        }
+        if let Some(v) = non_empty("PASSERELLE_CACHE_PREFIX") {
+            self.cache_prefix = v;
+        }
+        if let Some(v) = non_empty("PASSERELLE_GRAPHIQL") {
+            self.graphiql = flag("PASSERELLE_GRAPHIQL", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_INTROSPECTION") {
+            self.introspection = flag("PASSERELLE_INTROSPECTION", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_LOG_FORMAT") {
+            self.log_format = match v.trim() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => return Err(PlatformError::Config("PASSERELLE_LOG_FORMAT must be json or pretty".into())),
+            };
+        }
+        if let Some(v) = non_empty("PASSERELLE_RUN_WORKERS") {
+            self.run_workers = flag("PASSERELLE_RUN_WORKERS", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_MAX_QUERY_DEPTH") {
+            self.limits.query_depth = parse("PASSERELLE_MAX_QUERY_DEPTH", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_MAX_QUERY_COMPLEXITY") {
+            self.limits.query_complexity = parse("PASSERELLE_MAX_QUERY_COMPLEXITY", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_MAX_QUERY_ALIASES") {
+            self.limits.query_aliases = parse("PASSERELLE_MAX_QUERY_ALIASES", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_MAX_BODY_BYTES") {
+            self.limits.body_bytes = parse("PASSERELLE_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_RATE_LIMIT_IP_PER_SECOND") {
+            self.rate_limits.per_ip_per_second = parse("PASSERELLE_RATE_LIMIT_IP_PER_SECOND", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_RATE_LIMIT_IP_BURST") {
+            self.rate_limits.per_ip_burst = parse("PASSERELLE_RATE_LIMIT_IP_BURST", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_RATE_LIMIT_KEY_PER_SECOND") {
+            self.rate_limits.per_principal_per_second = parse("PASSERELLE_RATE_LIMIT_KEY_PER_SECOND", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_RATE_LIMIT_KEY_BURST") {
+            self.rate_limits.per_principal_burst = parse("PASSERELLE_RATE_LIMIT_KEY_BURST", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
+            self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_JWT_KEYS") {
+            self.auth.jwt_keys = Some(v);
+        }
+        if let Some(v) = non_empty("PASSERELLE_ACCESS_TOKEN_TTL_SECS") {
+            self.auth.access_token_ttl_secs = parse("PASSERELLE_ACCESS_TOKEN_TTL_SECS", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_REFRESH_TOKEN_TTL_SECS") {
+            self.auth.refresh_token_ttl_secs = parse("PASSERELLE_REFRESH_TOKEN_TTL_SECS", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), PlatformError> {
+        let bad = |m: &str| Err(PlatformError::Config(m.to_owned()));
+        if self.auth.argon2_memory_kib < 19 * 1024 || self.auth.argon2_iterations < 2 {
+            return bad("argon2 parameters are below the OWASP minimum (m ≥ 19456 KiB, t ≥ 2)");
+        }
+        if self.auth.access_token_ttl_secs <= 0 || self.auth.refresh_token_ttl_secs <= 0 {
+            return bad("token lifetimes must be positive");
+        }
+        if self.limits.body_bytes < 1024 {
+            return bad("max body size must be at least 1024 bytes");
+        }
+        if self.rate_limits.per_ip_per_second <= 0.0 || self.rate_limits.per_principal_per_second <= 0.0 {
+            return bad("rate limits must be positive");
+        }
+        if let Some(url) = &self.database_url
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+            && !url.starts_with("sqlite:")
+        {
+            return bad("DATABASE_URL must be a postgres:// or sqlite: URL");
+        }
+        Ok(())
+    }
+
+    /// The database URL the app connects with (SQLite in the data dir when unset).
+    pub fn app_database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("passerelle.db").display())
+        })
+    }
+
+    pub fn owner_database_url(&self) -> String {
+        self.migration_database_url.clone().unwrap_or_else(|| self.app_database_url())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        let mut s = Settings::from_toml("graphiql = false\n[limits]\nquery_depth = 5\n").unwrap();
+        assert!(!s.graphiql);
+        assert_eq!(s.limits.query_depth, 5);
+        assert_eq!(s.limits.query_aliases, Limits::default().query_aliases);
+        s.apply_env(|k| (k == "PASSERELLE_MAX_QUERY_DEPTH").then(|| "7".to_string())).unwrap();
+        assert_eq!(s.limits.query_depth, 7);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let mut s = Settings::default();
+        let err = s.apply_env(|k| (k == "PASSERELLE_GRAPHIQL").then(|| "maybe".into())).unwrap_err();
+        assert!(err.to_string().contains("PASSERELLE_GRAPHIQL"));
+        assert!(Settings::from_toml("unknown_key = 1").is_err());
+        s.database_url = Some("mysql://x".into());
+        assert!(s.validate().is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! Who is calling, and what they may do. An [`Actor`] exists only after a credential was
+//! verified; [`Actor::authorize`] is the single place that turns it into a `TenantScope`.
+
+use crate::{Result, Role, Tenancy, TenancyError, api_keys::ApiKeyKind, api_keys::ApiKeyScope};
+use kernel::{AgencyId, ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
+use platform::TenantScope;
+use sea_orm::EntityTrait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What an operation needs. Staff need the matching role; API keys the matching scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// See the workspace and its data.
+    Read,
+    /// Reports and analysis.
+    Analyze,
+    /// Change marketing objects (profiles, segments, journeys).
+    Write,
+    /// Manage the workspace: API keys, staff access, audit log.
+    Administer,
+}
+
+impl Permission {
+    fn minimum_role(self) -> Role {
+        match self {
+            Self::Read => Role::Viewer,
+            Self::Analyze => Role::Analyst,
+            Self::Write => Role::Marketer,
+            Self::Administer => Role::Admin,
+        }
+    }
+
+    fn required_scope(self) -> ApiKeyScope {
+        match self {
+            Self::Read | Self::Analyze => ApiKeyScope::Read,
+            Self::Write => ApiKeyScope::Write,
+            Self::Administer => ApiKeyScope::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Staff(StaffActor),
+    ApiKey(ApiKeyActor),
+}
+
+/// A signed-in staff user with their roles as they are now (not as they were at login).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StaffActor {
+    pub user_id: UserId,
+    pub agency_id: AgencyId,
+    pub session_id: SessionId,
+    pub agency_role: Option<Role>,
+    pub workspace_roles: Vec<(WorkspaceId, Role)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyActor {
+    pub key_id: ApiKeyId,
+    pub workspace_id: WorkspaceId,
+    pub kind: ApiKeyKind,
+    pub scopes: Vec<ApiKeyScope>,
+}
+
+impl StaffActor {
+    /// The strongest role the user holds in a workspace of their own agency.
+    pub fn role_in(&self, workspace: WorkspaceId) -> Option<Role> {
+        let direct = self.workspace_roles.iter().filter(|(w, _)| *w == workspace).map(|(_, r)| *r).max();
+        direct.max(self.agency_role)
+    }
+
+    /// The strongest role the user holds anywhere in the agency.
+    pub fn highest_role(&self) -> Option<Role> {
+        self.workspace_roles.iter().map(|(_, r)| *r).max().max(self.agency_role)
+    }
+
+    pub fn require_agency_role(&self, minimum: Role) -> Result<()> {
+        match self.agency_role {
+            Some(role) if role >= minimum => Ok(()),
+            _ => Err(TenancyError::Forbidden),
+        }
+    }
+}
+
+impl Actor {
+    pub fn staff(&self) -> Result<&StaffActor> {
+        match self {
+            Self::Staff(staff) => Ok(staff),
+            Self::ApiKey(_) => Err(TenancyError::Forbidden),
+        }
+    }
+
+    /// A key for rate limiting and audit: one bucket per API key or per staff user.
+    pub fn rate_limit_key(&self) -> String {
+        match self {
+            Self::Staff(s) => format!("user:{}", s.user_id),
+            Self::ApiKey(k) => format!("key:{}", k.key_id),
+        }
+    }
+}
+
+impl Tenancy {
+    /// Checks that `actor` may act on `workspace` with `permission` and returns the scope that
+    /// opens its data. A workspace the actor cannot see at all is `NotFound`, exactly like one
+    /// that does not exist; one they can see but not change is `Forbidden`.
+    #[tracing::instrument(skip_all, fields(workspace = %workspace))]
+    pub async fn authorize(&self, actor: &Actor, workspace: WorkspaceId, permission: Permission) -> Result<TenantScope> {
+        match actor {
+            Actor::ApiKey(key) => {
+                if key.workspace_id != workspace {
+                    return Err(TenancyError::NotFound);
+                }
+                if key.kind != ApiKeyKind::Secret || !key.scopes.contains(&permission.required_scope()) {
+                    return Err(TenancyError::Forbidden);
+                }
+            }
+            Actor::Staff(staff) => {
+                let role = staff.role_in(workspace).ok_or(TenancyError::NotFound)?;
+                if staff.workspace_roles.iter().all(|(w, _)| *w != workspace)
+                    && self.workspace_agency(workspace).await? != Some(staff.agency_id)
+                {
+                    return Err(TenancyError::NotFound);
+                }
+                if role < permission.minimum_role() {
+                    return Err(TenancyError::Forbidden);
+                }
+            }
+        }
+        Ok(verified_scope(workspace))
+    }
+
+    /// Which agency owns a workspace. The mapping never changes, so it is cached for an hour.
+    pub(crate) async fn workspace_agency(&self, workspace: WorkspaceId) -> Result<Option<AgencyId>> {
+        let key = format!("ws-agency:{workspace}");
+        if let Some(bytes) = self.inner.cache.get(&key).await? {
+            return Ok(std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()));
+        }
+        let Some(row) = entity::workspace::Entity::find_by_id(workspace.as_uuid()).one(self.db().connection()).await?
+        else {
+            return Ok(None);
+        };
+        let agency = AgencyId::from_uuid(row.agency_id);
+        self.inner.cache.set(&key, agency.to_string().as_bytes(), Duration::from_secs(3600)).await?;
+        Ok(Some(agency))
+    }
+}
+
+/// The one place a `TenantScope` is made: only after `authorize` or API-key verification.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn verified_scope(workspace: WorkspaceId) -> TenantScope {
+    TenantScope::from_verified_credentials(TenantId::from(workspace))
+}

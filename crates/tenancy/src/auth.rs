@@ -1,0 +1,326 @@
+//! Login, token refresh with rotation and reuse detection, logout, and turning a bearer
+//! credential into an [`Actor`].
+
+use crate::{
+    Actor, Result, Role, StaffActor, Tenancy, TenancyError,
+    audit::{AuditAction, AuditRecord},
+    passwords::{PasswordPolicy, Verified},
+    secrets::{random_token, sha256_hex},
+    tokens::AccessClaims,
+    users::normalize_email,
+};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use entity::{membership, refresh_token, user};
+use kernel::{AgencyId, SessionId, UserId, WorkspaceId};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+};
+use std::time::Duration;
+
+/// How long the computed roles of a user are cached. Role changes and deactivation delete the
+/// entry, so this bounds staleness only if that deletion is lost.
+const AUTHZ_CACHE_TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+/// What `login` and `refreshToken` return. The refresh token is shown once.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Tenancy {
+    /// Checks the password. Failures count per email (whether or not it exists, so the lockout
+    /// itself reveals nothing) and lock the email out for a time that doubles per failure.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, input: LoginInput) -> Result<TokenPair> {
+        let email = normalize_email(&input.email).map_err(|_| TenancyError::InvalidCredentials)?;
+        if input.password.len() > crate::passwords::MAX_PASSWORD_BYTES {
+            return Err(TenancyError::InvalidCredentials);
+        }
+        let lock_key = format!("login-lock:{}", sha256_hex(&email));
+        self.refuse_if_locked(&lock_key).await?;
+
+        let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(self.db().connection()).await?;
+        let outcome = match (&found, found.as_ref().and_then(|u| u.password_hash.as_deref())) {
+            (Some(account), Some(stored)) if account.active => {
+                self.inner.passwords.verify(&input.password, stored).await?
+            }
+            _ => {
+                self.inner.passwords.burn_equal_time(&input.password).await;
+                Verified::Invalid
+            }
+        };
+        match (found, outcome) {
+            (Some(account), Verified::Valid { rehash }) => {
+                self.inner.cache.delete(&format!("{lock_key}:failures")).await?;
+                if let Some(hash) = rehash {
+                    user::ActiveModel { id: Set(account.id), password_hash: Set(Some(hash)), ..Default::default() }
+                        .update(self.db().connection())
+                        .await?;
+                }
+                let user_id = UserId::from_uuid(account.id);
+                let agency_id = AgencyId::from_uuid(account.agency_id);
+                self.audit(AuditRecord::by_user(agency_id, user_id, AuditAction::LoginSucceeded)).await?;
+                tracing::info!(user_id = %user_id, "login succeeded");
+                self.start_session(user_id, agency_id).await
+            }
+            (account, _) => {
+                self.count_failure(&lock_key).await?;
+                if let Some(account) = account {
+                    let user_id = UserId::from_uuid(account.id);
+                    let agency_id = AgencyId::from_uuid(account.agency_id);
+                    self.audit(AuditRecord::by_user(agency_id, user_id, AuditAction::LoginFailed)).await?;
+                }
+                tracing::info!("login failed");
+                Err(TenancyError::InvalidCredentials)
+            }
+        }
+    }
+
+    async fn refuse_if_locked(&self, lock_key: &str) -> Result<()> {
+        if let Some(until) = self.inner.cache.get(lock_key).await? {
+            let until: i64 = std::str::from_utf8(&until).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let remaining = until - self.now().timestamp_millis();
+            if remaining > 0 {
+                return Err(TenancyError::RateLimited { retry_after: Duration::from_millis(remaining as u64) });
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_failure(&self, lock_key: &str) -> Result<()> {
+        let settings = &self.inner.settings;
+        let window = Duration::from_secs(settings.lockout_max_secs.max(60) * 4);
+        let failures = self.inner.cache.increment(&format!("{lock_key}:failures"), window).await?;
+        let over = failures - i64::from(settings.lockout_threshold);
+        if over >= 0 {
+            let exponent = u32::try_from(over.min(20)).unwrap_or(20);
+            let seconds = settings.lockout_base_secs.saturating_mul(1u64 << exponent).min(settings.lockout_max_secs);
+            let until = self.now().timestamp_millis() + (seconds as i64) * 1000;
+            self.inner.cache.set(lock_key, until.to_string().as_bytes(), Duration::from_secs(seconds.max(1))).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn start_session(&self, user_id: UserId, agency_id: AgencyId) -> Result<TokenPair> {
+        let session = SessionId::new();
+        let refresh = self.issue_refresh_token(self.db().connection(), user_id, session).await?;
+        self.token_pair(user_id, agency_id, session, refresh)
+    }
+
+    fn token_pair(&self, user: UserId, agency: AgencyId, session: SessionId, refresh: String) -> Result<TokenPair> {
+        let now = self.now();
+        let settings = &self.inner.settings;
+        let expires_at = now + ChronoDuration::seconds(settings.access_token_ttl_secs);
+        let claims = AccessClaims {
+            sub: user,
+            agency,
+            sid: session,
+            iss: settings.issuer.clone(),
+            aud: settings.audience.clone(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: expires_at.timestamp(),
+        };
+        Ok(TokenPair { access_token: self.inner.keys.sign(&claims)?, refresh_token: refresh, expires_at })
+    }
+
+    async fn issue_refresh_token<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        session: SessionId,
+    ) -> Result<String> {
+        let token = format!("prt_{}", random_token());
+        let now = self.now();
+        refresh_token::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            user_id: Set(user.as_uuid()),
+            session_id: Set(session.as_uuid()),
+            token_hash: Set(sha256_hex(&token)),
+            expires_at: Set(now + ChronoDuration::seconds(self.inner.settings.refresh_token_ttl_secs)),
+            used_at: Set(None),
+            revoked_at: Set(None),
+            created_at: Set(now),
+        }
+        .insert(conn)
+        .await?;
+        Ok(token)
+    }
+
+    /// Trades a refresh token for a new pair. Each token works once: presenting one that was
+    /// already used means it was stolen or replayed, so the whole family is revoked.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair> {
+        let now = self.now();
+        let txn = self.db().connection().begin().await?;
+        let Some(stored) = refresh_token::Entity::find()
+            .filter(refresh_token::Column::TokenHash.eq(sha256_hex(presented.trim())))
+            .one(&txn)
+            .await?
+        else {
+            return Err(TenancyError::Unauthenticated);
+        };
+        let session = SessionId::from_uuid(stored.session_id);
+        if stored.used_at.is_some() {
+            txn.rollback().await?;
+            self.revoke_session(session).await?;
+            tracing::warn!(session_id = %session, "refresh token reuse: session family revoked");
+            return Err(TenancyError::Unauthenticated);
+        }
+        if stored.revoked_at.is_some() || stored.expires_at <= now {
+            return Err(TenancyError::Unauthenticated);
+        }
+        // Marking it used only if still unused makes two concurrent refreshes with one token
+        // produce one winner; the loser is treated as reuse.
+        let marked = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+            .filter(refresh_token::Column::Id.eq(stored.id))
+            .filter(refresh_token::Column::UsedAt.is_null())
+            .exec(&txn)
+            .await?;
+        if marked.rows_affected != 1 {
+            txn.rollback().await?;
+            self.revoke_session(session).await?;
+            return Err(TenancyError::Unauthenticated);
+        }
+        let account = user::Entity::find_by_id(stored.user_id).one(&txn).await?.ok_or(TenancyError::Unauthenticated)?;
+        if !account.active {
+            return Err(TenancyError::Unauthenticated);
+        }
+        let user_id = UserId::from_uuid(account.id);
+        let refresh = self.issue_refresh_token(&txn, user_id, session).await?;
+        txn.commit().await?;
+        self.token_pair(user_id, AgencyId::from_uuid(account.agency_id), session, refresh)
+    }
+
+    /// Ends the session the refresh token belongs to, and with it every access token issued
+    /// in that session.
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, actor: &Actor, refresh: Option<&str>) -> Result<()> {
+        let staff = actor.staff()?;
+        if let Some(presented) = refresh {
+            let stored = refresh_token::Entity::find()
+                .filter(refresh_token::Column::TokenHash.eq(sha256_hex(presented.trim())))
+                .one(self.db().connection())
+                .await?;
+            if let Some(stored) = stored.filter(|t| t.user_id == staff.user_id.as_uuid()) {
+                self.revoke_session(SessionId::from_uuid(stored.session_id)).await?;
+            }
+        }
+        self.revoke_session(staff.session_id).await
+    }
+
+    pub(crate) async fn revoke_session(&self, session: SessionId) -> Result<()> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(self.now()))
+            .filter(refresh_token::Column::SessionId.eq(session.as_uuid()))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .exec(self.db().connection())
+            .await?;
+        let ttl = Duration::from_secs(self.inner.settings.access_token_ttl_secs.max(1) as u64 + 60);
+        self.inner.cache.set(&format!("revoked-session:{session}"), b"1", ttl).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn revoke_all_sessions(&self, user: UserId) -> Result<()> {
+        let sessions: Vec<uuid::Uuid> = refresh_token::Entity::find()
+            .filter(refresh_token::Column::UserId.eq(user.as_uuid()))
+            .filter(refresh_token::Column::RevokedAt.is_null())
+            .all(self.db().connection())
+            .await?
+            .into_iter()
+            .map(|t| t.session_id)
+            .collect();
+        for session in sessions {
+            self.revoke_session(SessionId::from_uuid(session)).await?;
+        }
+        Ok(())
+    }
+
+    /// Turns `Authorization: Bearer …` into an actor: an API key (recognised by its prefix)
+    /// or a staff JWT. Staff roles are read as they are now, so a role change or deactivation
+    /// takes effect on the next request.
+    #[tracing::instrument(skip_all)]
+    pub async fn authenticate_bearer(&self, credential: &str) -> Result<Actor> {
+        let credential = credential.trim();
+        if crate::api_keys::looks_like_api_key(credential) {
+            return self.authenticate_api_key(credential).await.map(Actor::ApiKey);
+        }
+        let claims = self.inner.keys.verify(credential)?;
+        if self.inner.cache.get(&format!("revoked-session:{}", claims.sid)).await?.is_some() {
+            return Err(TenancyError::Unauthenticated);
+        }
+        let authz = self.staff_authz(claims.sub).await?.ok_or(TenancyError::Unauthenticated)?;
+        if authz.agency_id != claims.agency {
+            return Err(TenancyError::Unauthenticated);
+        }
+        Ok(Actor::Staff(StaffActor {
+            user_id: claims.sub,
+            agency_id: authz.agency_id,
+            session_id: claims.sid,
+            agency_role: authz.agency_role,
+            workspace_roles: authz.workspace_roles,
+        }))
+    }
+
+    /// The user's current roles, or `None` for an unknown or deactivated user.
+    async fn staff_authz(&self, user_id: UserId) -> Result<Option<CachedAuthz>> {
+        let key = authz_cache_key(user_id);
+        if let Some(bytes) = self.inner.cache.get(&key).await?
+            && let Ok(cached) = serde_json::from_slice::<Option<CachedAuthz>>(&bytes)
+        {
+            return Ok(cached);
+        }
+        let conn = self.db().connection();
+        let authz = match user::Entity::find_by_id(user_id.as_uuid()).one(conn).await? {
+            Some(account) if account.active => {
+                let memberships =
+                    membership::Entity::find().filter(membership::Column::UserId.eq(account.id)).all(conn).await?;
+                let mut authz = CachedAuthz {
+                    agency_id: AgencyId::from_uuid(account.agency_id),
+                    agency_role: None,
+                    workspace_roles: Vec::new(),
+                };
+                for m in memberships {
+                    let role: Role = m.role.parse()?;
+                    match m.workspace_id {
+                        None => authz.agency_role = authz.agency_role.max(Some(role)),
+                        Some(w) => authz.workspace_roles.push((WorkspaceId::from_uuid(w), role)),
+                    }
+                }
+                Some(authz)
+            }
+            _ => None,
+        };
+        self.inner.cache.set(&key, &serde_json::to_vec(&authz)?, AUTHZ_CACHE_TTL).await?;
+        Ok(authz)
+    }
+
+    pub(crate) async fn forget_authz(&self, user_id: UserId) -> Result<()> {
+        self.inner.cache.delete(&authz_cache_key(user_id)).await?;
+        Ok(())
+    }
+
+    pub(crate) fn check_new_password(password: &str) -> Result<()> {
+        PasswordPolicy::check_strength(password)
+    }
+}
+
+fn authz_cache_key(user_id: UserId) -> String {
+    format!("authz:{user_id}")
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CachedAuthz {
+    agency_id: AgencyId,
+    agency_role: Option<Role>,
+    workspace_roles: Vec<(WorkspaceId, Role)>,
+}

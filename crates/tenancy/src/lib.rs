@@ -1,0 +1,34 @@
+//! Agencies, workspaces, staff, roles, authentication (argon2id passwords, JWT access tokens,
+//! rotating refresh tokens), API keys and the audit log.
+//!
+//! Everything is reached through [`Tenancy`], one cheap-to-clone service. Callers first turn a
+//! credential into an [`Actor`] ([`Tenancy::authenticate_bearer`]); every other operation takes
+//! that actor and checks its role before touching data.
+
+mod actor;
+mod agencies;
+mod api_keys;
+mod audit;
+mod auth;
+mod error;
+mod passwords;
+mod role;
+mod secrets;
+mod service;
+mod tokens;
+mod users;
+mod workspaces;
+
+pub use actor::{Actor, ApiKeyActor, Permission, StaffActor};
+pub use agencies::Bootstrapped;
+pub use api_keys::{ApiKey, ApiKeyKind, ApiKeyScope, CreatedApiKey, NewApiKey};
+pub use audit::{AuditAction, AuditEntry};
+pub use auth::{LoginInput, TokenPair};
+pub use error::TenancyError;
+pub use role::Role;
+pub use service::Tenancy;
+pub use tokens::JwtKeys;
+pub use users::{CreatedInvitation, Membership, NewStaff, StaffUser};
+pub use workspaces::Workspace;
+
+pub type Result<T, E = TenancyError> = std::result::Result<T, E>;

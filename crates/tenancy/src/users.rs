@@ -1,0 +1,425 @@
+//! Agency staff: creation and invitation, deactivation, and the roles they hold.
+
+use crate::{
+    Actor, Result, Role, StaffActor, Tenancy, TenancyError, TokenPair,
+    audit::{AuditAction, AuditRecord},
+    secrets::{random_token, sha256_hex},
+};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use entity::{membership, user};
+use kernel::{AgencyId, MembershipId, Page, PageRequest, UserId, WorkspaceId};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+
+const INVITATION_TTL_DAYS: i64 = 7;
+const MAX_EMAIL_BYTES: usize = 254;
+
+#[derive(Debug, Clone)]
+pub struct StaffUser {
+    pub id: UserId,
+    pub agency_id: AgencyId,
+    pub email: String,
+    pub display_name: String,
+    pub active: bool,
+    pub invitation_pending: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for StaffUser {
+    fn from(m: user::Model) -> Self {
+        Self {
+            id: UserId::from_uuid(m.id),
+            agency_id: AgencyId::from_uuid(m.agency_id),
+            invitation_pending: m.password_hash.is_none() && m.invitation_hash.is_some(),
+            email: m.email,
+            display_name: m.display_name,
+            active: m.active,
+            created_at: m.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub id: MembershipId,
+    pub user_id: UserId,
+    pub workspace_id: Option<WorkspaceId>,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<membership::Model> for Membership {
+    type Error = TenancyError;
+    fn try_from(m: membership::Model) -> Result<Self> {
+        Ok(Self {
+            id: MembershipId::from_uuid(m.id),
+            user_id: UserId::from_uuid(m.user_id),
+            workspace_id: m.workspace_id.map(WorkspaceId::from_uuid),
+            role: m.role.parse()?,
+            created_at: m.created_at,
+        })
+    }
+}
+
+/// A new staff member: with a password they can log in at once; without one they get an
+/// invitation token to choose it themselves.
+#[derive(Debug, Clone)]
+pub struct NewStaff {
+    pub email: String,
+    pub display_name: Option<String>,
+    pub password: Option<String>,
+    pub role: Role,
+    pub workspace_id: Option<WorkspaceId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedInvitation {
+    pub user: StaffUser,
+    /// Shown once; only its hash is stored.
+    pub invitation_token: Option<String>,
+}
+
+/// Trimmed and lower-cased, with a plausible shape. Full RFC 5322 is not the point: the
+/// address must be recognisable as one and safe to store.
+pub(crate) fn normalize_email(raw: &str) -> Result<String> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= MAX_EMAIL_BYTES
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.matches('@').count() == 1;
+    if valid { Ok(email) } else { Err(TenancyError::invalid("the email address is not valid")) }
+}
+
+impl Tenancy {
+    /// Who may grant `role` at `workspace` (agency-wide when `None`): someone whose own role
+    /// there may grant it.
+    async fn require_may_grant(&self, staff: &StaffActor, workspace: Option<WorkspaceId>, role: Role) -> Result<()> {
+        let granter_role = match workspace {
+            None => staff.agency_role,
+            Some(w) => {
+                if self.workspace_agency(w).await? != Some(staff.agency_id) {
+                    return Err(TenancyError::NotFound);
+                }
+                staff.role_in(w)
+            }
+        };
+        match granter_role {
+            Some(r) if r.may_grant(role) => Ok(()),
+            Some(_) => Err(TenancyError::Forbidden),
+            None if workspace.is_some() => Err(TenancyError::NotFound),
+            None => Err(TenancyError::Forbidden),
+        }
+    }
+
+    /// Creates a staff user with a first role; returns an invitation token when no password
+    /// was given.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_staff(&self, actor: &Actor, input: NewStaff) -> Result<CreatedInvitation> {
+        let staff = actor.staff()?;
+        self.require_may_grant(staff, input.workspace_id, input.role).await?;
+        let email = normalize_email(&input.email)?;
+        let display_name = input.display_name.as_deref().map(str::trim).unwrap_or("").to_owned();
+        if display_name.chars().count() > 200 {
+            return Err(TenancyError::invalid("the display name must have at most 200 characters"));
+        }
+        let (password_hash, invitation) = match &input.password {
+            Some(password) => {
+                Self::check_new_password(password)?;
+                (Some(self.inner.passwords.hash(password).await?), None)
+            }
+            None => (None, Some(format!("pin_{}", random_token()))),
+        };
+        let now = self.now();
+        let txn = self.db().connection().begin().await?;
+        if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&txn).await?.is_some() {
+            return Err(TenancyError::Conflict("a user with this email already exists".into()));
+        }
+        let model = user::ActiveModel {
+            id: Set(UserId::new().as_uuid()),
+            agency_id: Set(staff.agency_id.as_uuid()),
+            email: Set(email),
+            display_name: Set(display_name),
+            password_hash: Set(password_hash),
+            invitation_hash: Set(invitation.as_deref().map(sha256_hex)),
+            invitation_expires_at: Set(invitation.as_ref().map(|_| now + ChronoDuration::days(INVITATION_TTL_DAYS))),
+            active: Set(true),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+        let membership = self.insert_membership(&txn, staff.agency_id, model.id, input.workspace_id, input.role).await?;
+        let action = if invitation.is_some() { AuditAction::UserInvited } else { AuditAction::UserCreated };
+        self.audit_with(
+            &txn,
+            AuditRecord::by_actor(staff.agency_id, actor, action)
+                .workspace(input.workspace_id)
+                .target(model.id)
+                .details(serde_json::json!({ "role": input.role.as_str(), "membership_id": membership })),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(CreatedInvitation { user: StaffUser::from(model), invitation_token: invitation })
+    }
+
+    /// An invited user chooses a password with their one-time token and is signed in.
+    #[tracing::instrument(skip_all)]
+    pub async fn accept_invitation(&self, token: &str, password: &str) -> Result<TokenPair> {
+        Self::check_new_password(password)?;
+        let found = user::Entity::find()
+            .filter(user::Column::InvitationHash.eq(sha256_hex(token.trim())))
+            .one(self.db().connection())
+            .await?;
+        let account = match found {
+            Some(u) if u.active && u.invitation_expires_at.is_some_and(|at| at > self.now()) => u,
+            _ => return Err(TenancyError::Unauthenticated),
+        };
+        let hash = self.inner.passwords.hash(password).await?;
+        let user_id = UserId::from_uuid(account.id);
+        let agency_id = AgencyId::from_uuid(account.agency_id);
+        user::ActiveModel {
+            id: Set(account.id),
+            password_hash: Set(Some(hash)),
+            invitation_hash: Set(None),
+            invitation_expires_at: Set(None),
+            ..Default::default()
+        }
+        .update(self.db().connection())
+        .await?;
+        self.audit(AuditRecord::by_user(agency_id, user_id, AuditAction::InvitationAccepted).target(account.id))
+            .await?;
+        self.start_session(user_id, agency_id).await
+    }
+
+    async fn insert_membership<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        agency: AgencyId,
+        user: uuid::Uuid,
+        workspace: Option<WorkspaceId>,
+        role: Role,
+    ) -> Result<uuid::Uuid> {
+        let id = MembershipId::new().as_uuid();
+        membership::ActiveModel {
+            id: Set(id),
+            agency_id: Set(agency.as_uuid()),
+            user_id: Set(user),
+            workspace_id: Set(workspace.map(|w| w.as_uuid())),
+            role: Set(role.as_str().to_owned()),
+            created_at: Set(self.now()),
+        }
+        .insert(conn)
+        .await?;
+        Ok(id)
+    }
+
+    /// Gives `user` the role at `workspace` (agency-wide when `None`), replacing the role they
+    /// had at that same level.
+    #[tracing::instrument(skip_all)]
+    pub async fn grant_role(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        workspace: Option<WorkspaceId>,
+        role: Role,
+    ) -> Result<Membership> {
+        let staff = actor.staff()?;
+        let target = self.agency_user(staff.agency_id, user_id).await?;
+        self.require_may_grant(staff, workspace, role).await?;
+        let txn = self.db().connection().begin().await?;
+        let existing = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(target.id))
+            .filter(match workspace {
+                Some(w) => membership::Column::WorkspaceId.eq(w.as_uuid()),
+                None => membership::Column::WorkspaceId.is_null(),
+            })
+            .all(&txn)
+            .await?;
+        for old in &existing {
+            let old_role: Role = old.role.parse()?;
+            if !self.may_change(staff, workspace, old_role) {
+                return Err(TenancyError::Forbidden);
+            }
+            if old_role == Role::Owner && workspace.is_none() && role != Role::Owner {
+                self.ensure_another_owner(&txn, staff.agency_id, target.id).await?;
+            }
+            membership::Entity::delete_by_id(old.id).exec(&txn).await?;
+        }
+        let id = self.insert_membership(&txn, staff.agency_id, target.id, workspace, role).await?;
+        self.audit_with(
+            &txn,
+            AuditRecord::by_actor(staff.agency_id, actor, AuditAction::RoleGranted)
+                .workspace(workspace)
+                .target(target.id)
+                .details(serde_json::json!({
+                    "role": role.as_str(),
+                    "previous": existing.iter().map(|m| m.role.clone()).collect::<Vec<_>>(),
+                })),
+        )
+        .await?;
+        let created = membership::Entity::find_by_id(id).one(&txn).await?.ok_or(TenancyError::NotFound)?;
+        txn.commit().await?;
+        self.forget_authz(user_id).await?;
+        Membership::try_from(created)
+    }
+
+    fn may_change(&self, staff: &StaffActor, workspace: Option<WorkspaceId>, held: Role) -> bool {
+        let granter = match workspace {
+            None => staff.agency_role,
+            Some(w) => staff.role_in(w),
+        };
+        granter.is_some_and(|g| g.may_grant(held))
+    }
+
+    async fn ensure_another_owner<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        agency: AgencyId,
+        leaving: uuid::Uuid,
+    ) -> Result<()> {
+        let others = membership::Entity::find()
+            .filter(membership::Column::AgencyId.eq(agency.as_uuid()))
+            .filter(membership::Column::WorkspaceId.is_null())
+            .filter(membership::Column::Role.eq(Role::Owner.as_str()))
+            .filter(membership::Column::UserId.ne(leaving))
+            .count(conn)
+            .await?;
+        if others == 0 {
+            return Err(TenancyError::Conflict("the agency must keep at least one owner".into()));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn revoke_role(&self, actor: &Actor, membership_id: MembershipId) -> Result<Membership> {
+        let staff = actor.staff()?;
+        let txn = self.db().connection().begin().await?;
+        let found = membership::Entity::find_by_id(membership_id.as_uuid())
+            .filter(membership::Column::AgencyId.eq(staff.agency_id.as_uuid()))
+            .one(&txn)
+            .await?
+            .ok_or(TenancyError::NotFound)?;
+        let revoked = Membership::try_from(found.clone())?;
+        if !self.may_change(staff, revoked.workspace_id, revoked.role) {
+            return Err(if revoked.workspace_id.is_some_and(|w| staff.role_in(w).is_none()) {
+                TenancyError::NotFound
+            } else {
+                TenancyError::Forbidden
+            });
+        }
+        if revoked.role == Role::Owner && revoked.workspace_id.is_none() {
+            self.ensure_another_owner(&txn, staff.agency_id, found.user_id).await?;
+        }
+        membership::Entity::delete_by_id(found.id).exec(&txn).await?;
+        self.audit_with(
+            &txn,
+            AuditRecord::by_actor(staff.agency_id, actor, AuditAction::RoleRevoked)
+                .workspace(revoked.workspace_id)
+                .target(found.user_id)
+                .details(serde_json::json!({ "role": revoked.role.as_str() })),
+        )
+        .await?;
+        txn.commit().await?;
+        self.forget_authz(revoked.user_id).await?;
+        Ok(revoked)
+    }
+
+    /// Deactivation ends every session at once and blocks future logins; the account and its
+    /// history stay for the audit trail.
+    #[tracing::instrument(skip_all)]
+    pub async fn deactivate_user(&self, actor: &Actor, user_id: UserId) -> Result<StaffUser> {
+        let staff = actor.staff()?;
+        staff.require_agency_role(Role::Admin)?;
+        let target = self.agency_user(staff.agency_id, user_id).await?;
+        if user_id == staff.user_id {
+            return Err(TenancyError::Conflict("you cannot deactivate yourself".into()));
+        }
+        let memberships = self.user_memberships_raw(target.id).await?;
+        for m in &memberships {
+            let role: Role = m.role.parse()?;
+            if role == Role::Owner && staff.agency_role != Some(Role::Owner) {
+                return Err(TenancyError::Forbidden);
+            }
+            if role == Role::Owner && m.workspace_id.is_none() {
+                self.ensure_another_owner(self.db().connection(), staff.agency_id, target.id).await?;
+            }
+        }
+        let updated = user::ActiveModel { id: Set(target.id), active: Set(false), ..Default::default() }
+            .update(self.db().connection())
+            .await?;
+        self.forget_authz(user_id).await?;
+        self.revoke_all_sessions(user_id).await?;
+        self.audit(AuditRecord::by_actor(staff.agency_id, actor, AuditAction::UserDeactivated).target(target.id))
+            .await?;
+        Ok(StaffUser::from(updated))
+    }
+
+    async fn agency_user(&self, agency: AgencyId, user_id: UserId) -> Result<user::Model> {
+        user::Entity::find_by_id(user_id.as_uuid())
+            .filter(user::Column::AgencyId.eq(agency.as_uuid()))
+            .one(self.db().connection())
+            .await?
+            .ok_or(TenancyError::NotFound)
+    }
+
+    async fn user_memberships_raw(&self, user: uuid::Uuid) -> Result<Vec<membership::Model>> {
+        Ok(membership::Entity::find()
+            .filter(membership::Column::UserId.eq(user))
+            .order_by_asc(membership::Column::Id)
+            .all(self.db().connection())
+            .await?)
+    }
+
+    /// The caller's own account.
+    pub async fn me(&self, actor: &Actor) -> Result<StaffUser> {
+        let staff = actor.staff()?;
+        Ok(StaffUser::from(self.agency_user(staff.agency_id, staff.user_id).await?))
+    }
+
+    /// A user of the caller's agency. Anyone may see themselves; admins see everyone.
+    pub async fn staff_user(&self, actor: &Actor, user_id: UserId) -> Result<StaffUser> {
+        let staff = actor.staff()?;
+        if user_id != staff.user_id && staff.highest_role().is_none_or(|r| r < Role::Admin) {
+            return Err(TenancyError::NotFound);
+        }
+        Ok(StaffUser::from(self.agency_user(staff.agency_id, user_id).await?))
+    }
+
+    /// The agency's staff, for anyone who administers the agency or one of its workspaces.
+    #[tracing::instrument(skip_all)]
+    pub async fn staff_users(&self, actor: &Actor, page: PageRequest) -> Result<Page<StaffUser>> {
+        let staff = actor.staff()?;
+        if staff.highest_role().is_none_or(|r| r < Role::Admin) {
+            return Err(TenancyError::Forbidden);
+        }
+        let mut query = user::Entity::find().filter(user::Column::AgencyId.eq(staff.agency_id.as_uuid()));
+        if let Some(after) = page.after {
+            query = query.filter(user::Column::Id.gt(after.position()));
+        }
+        let rows = query.order_by_asc(user::Column::Id).limit(page.first + 1).all(self.db().connection()).await?;
+        Ok(Page::from_overfetched(rows, page, |r| r.id).map(StaffUser::from))
+    }
+
+    /// Roles held by a user the caller may see.
+    pub async fn memberships(&self, actor: &Actor, user_id: UserId) -> Result<Vec<Membership>> {
+        let visible = self.staff_user(actor, user_id).await?;
+        self.user_memberships_raw(visible.id.as_uuid()).await?.into_iter().map(Membership::try_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        for bad in ["", "no-at", "a@b", "a@@b.com", "a b@c.com", "@x.com", "a@.com"] {
+            assert!(normalize_email(bad).is_err(), "{bad} must be refused");
+        }
+        assert!(normalize_email(&format!("{}@x.com", "a".repeat(300))).is_err());
+    }
+}

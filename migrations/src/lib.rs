@@ -1,0 +1,67 @@
+//! Database migrations, one SQL text per step written once for both backends.
+//!
+//! Types differ between PostgreSQL and SQLite, so each step's SQL uses placeholders
+//! (`{uuid}`, `{ts}`, `{json}`, `{bool}`) that [`sql_for`] fills per backend. Every tenant table
+//! is listed in [`TENANT_TABLES`] and gets row-level security on PostgreSQL.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+mod m0001_foundation;
+
+pub use sea_orm_migration;
+
+/// Every table holding tenant data. RLS is enabled and forced on each of them.
+pub const TENANT_TABLES: &[&str] = &["api_keys"];
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_foundation::Migration)]
+    }
+}
+
+/// Fills the backend-specific type placeholders of a migration's SQL.
+pub(crate) fn sql_for(backend: DbBackend, sql: &str) -> String {
+    let (uuid, ts, json, boolean) = match backend {
+        DbBackend::Postgres => ("uuid", "timestamptz", "jsonb", "boolean"),
+        _ => ("blob", "text", "text", "integer"),
+    };
+    sql.replace("{uuid}", uuid).replace("{ts}", ts).replace("{json}", json).replace("{bool}", boolean)
+}
+
+/// Row-level security for one tenant table: rows are visible and writable only when the
+/// transaction's `app.tenant_id` names their tenant. `FORCE` applies it to the owner too.
+pub(crate) fn row_level_security(table: &str) -> String {
+    format!(
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+         DROP POLICY IF EXISTS tenant_isolation ON {table};
+         CREATE POLICY tenant_isolation ON {table}
+           USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+           WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);"
+    )
+}
+
+/// Gives the application role (the user of `DATABASE_URL`) what it needs and nothing more:
+/// data access on the tables, no ownership, so RLS binds it. A no-op when the app connects
+/// as the owner itself or on SQLite.
+pub async fn grant_app_role<C: ConnectionTrait>(owner: &C, app_role: &str) -> Result<(), DbErr> {
+    if owner.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    if app_role.is_empty() || !app_role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DbErr::Custom("the app role name must be letters, digits and underscores".into()));
+    }
+    owner
+        .execute_unprepared(&format!(
+            "GRANT USAGE ON SCHEMA public TO {app_role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app_role};
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role};
+             REVOKE ALL ON seaql_migrations FROM {app_role};"
+        ))
+        .await?;
+    Ok(())
+}
