@@ -46,7 +46,10 @@ impl ContextExt for Context<'_> {
         if let Ok(Actor::ApiKey(key)) = self.actor() {
             return Ok(key.workspace_id);
         }
-        Err(coded(ErrorCode::BadUserInput, "name a workspace with `workspaceId` or the X-Workspace-Id header"))
+        Err(coded(
+            ErrorCode::BadUserInput,
+            "name a workspace with `workspaceId` or the X-Workspace-Id header",
+        ))
     }
 }
 

@@ -1,4 +1,7 @@
-use crate::{limits::AliasLimit, tenancy::{TenancyMutation, TenancyQuery}};
+use crate::{
+    limits::QueryGuard,
+    tenancy::{TenancyMutation, TenancyQuery},
+};
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 use platform::settings::Limits;
 
@@ -18,7 +21,7 @@ pub fn build_schema(limits: &Limits, introspection: bool, tenancy: tenancy::Tena
         .limit_depth(limits.query_depth)
         .limit_complexity(limits.query_complexity)
         .limit_recursive_depth(64)
-        .extension(AliasLimit { max_aliases: limits.query_aliases })
+        .extension(QueryGuard { max_aliases: limits.query_aliases, introspection })
         .data(tenancy);
     if !introspection {
         builder = builder.disable_introspection().disable_suggestions();

@@ -3,8 +3,8 @@
 
 use anyhow::Context as _;
 use gateway::{AppState, GatewaySettings};
-use platform::{Backend, Cache, Db, RateLimiter, Settings, metrics::Metrics};
 use migrations::{Migrator, sea_orm_migration::MigratorTrait};
+use platform::{Backend, Cache, Db, RateLimiter, Settings, metrics::Metrics};
 use std::{net::SocketAddr, sync::Arc};
 use tenancy::{JwtKeys, Tenancy};
 
@@ -41,15 +41,17 @@ impl Services {
             None => JwtKeys::load_or_generate(&settings.data_dir, &auth.issuer, &auth.audience),
         }
         .map_err(|e| anyhow::anyhow!("JWT keys: {e}"))?;
-        let tenancy = Tenancy::new(db.clone(), cache.clone(), auth.clone(), keys, Arc::new(kernel::SystemClock))
-            .map_err(|e| anyhow::anyhow!("tenancy: {e}"))?;
+        let tenancy =
+            Tenancy::new(db.clone(), cache.clone(), auth.clone(), keys, Arc::new(kernel::SystemClock))
+                .map_err(|e| anyhow::anyhow!("tenancy: {e}"))?;
         Ok(Self { db, cache, tenancy })
     }
 }
 
 /// Runs the migrations as the owner role, then grants the app role its data access.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let owner = Db::connect(&settings.owner_database_url()).await.context("connecting to the database as owner")?;
+    let owner =
+        Db::connect(&settings.owner_database_url()).await.context("connecting to the database as owner")?;
     Migrator::up(owner.connection(), None).await.context("running migrations")?;
     if owner.backend() == Backend::Postgres
         && settings.migration_database_url.is_some()
@@ -73,7 +75,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::connect(&settings).await?;
         let metrics = Metrics::new().context("metrics registry")?;
-        let schema = gateway::build_schema(&settings.limits, settings.introspection, services.tenancy.clone());
+        let schema =
+            gateway::build_schema(&settings.limits, settings.introspection, services.tenancy.clone());
         let state = AppState {
             schema,
             tenancy: services.tenancy.clone(),

@@ -24,7 +24,9 @@ impl Metrics {
         )?;
         let graphql_duration = HistogramVec::new(
             HistogramOpts::new("graphql_request_duration_seconds", "GraphQL request latency by operation")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
             &["operation"],
         )?;
         let rate_limited = IntCounterVec::new(

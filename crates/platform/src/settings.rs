@@ -192,7 +192,9 @@ impl Settings {
             self.log_format = match v.trim() {
                 "json" => LogFormat::Json,
                 "pretty" => LogFormat::Pretty,
-                _ => return Err(PlatformError::Config("PASSERELLE_LOG_FORMAT must be json or pretty".into())),
+                _ => {
+                    return Err(PlatformError::Config("PASSERELLE_LOG_FORMAT must be json or pretty".into()));
+                }
             };
         }
         if let Some(v) = non_empty("PASSERELLE_RUN_WORKERS") {
@@ -263,9 +265,9 @@ impl Settings {
 
     /// The database URL the app connects with (SQLite in the data dir when unset).
     pub fn app_database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("passerelle.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("passerelle.db").display()))
     }
 
     pub fn owner_database_url(&self) -> String {

@@ -106,7 +106,12 @@ impl Tenancy {
     /// opens its data. A workspace the actor cannot see at all is `NotFound`, exactly like one
     /// that does not exist; one they can see but not change is `Forbidden`.
     #[tracing::instrument(skip_all, fields(workspace = %workspace))]
-    pub async fn authorize(&self, actor: &Actor, workspace: WorkspaceId, permission: Permission) -> Result<TenantScope> {
+    pub async fn authorize(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        permission: Permission,
+    ) -> Result<TenantScope> {
         match actor {
             Actor::ApiKey(key) => {
                 if key.workspace_id != workspace {
@@ -137,7 +142,8 @@ impl Tenancy {
         if let Some(bytes) = self.inner.cache.get(&key).await? {
             return Ok(std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()));
         }
-        let Some(row) = entity::workspace::Entity::find_by_id(workspace.as_uuid()).one(self.db().connection()).await?
+        let Some(row) =
+            entity::workspace::Entity::find_by_id(workspace.as_uuid()).one(self.db().connection()).await?
         else {
             return Ok(None);
         };

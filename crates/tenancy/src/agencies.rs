@@ -15,7 +15,12 @@ impl Tenancy {
     /// Creates an agency and its first owner. Runs again for every new agency; an email that
     /// already has an account is a conflict (logins are by email alone).
     #[tracing::instrument(skip_all)]
-    pub async fn bootstrap_agency(&self, agency_name: &str, owner_email: &str, password: &str) -> Result<Bootstrapped> {
+    pub async fn bootstrap_agency(
+        &self,
+        agency_name: &str,
+        owner_email: &str,
+        password: &str,
+    ) -> Result<Bootstrapped> {
         let name = agency_name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(TenancyError::invalid("the agency name must have 1 to 200 characters"));
@@ -30,9 +35,13 @@ impl Tenancy {
         }
         let agency_id = AgencyId::new();
         let owner_id = UserId::new();
-        agency::ActiveModel { id: Set(agency_id.as_uuid()), name: Set(name.to_owned()), created_at: Set(now) }
-            .insert(&txn)
-            .await?;
+        agency::ActiveModel {
+            id: Set(agency_id.as_uuid()),
+            name: Set(name.to_owned()),
+            created_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
         user::ActiveModel {
             id: Set(owner_id.as_uuid()),
             agency_id: Set(agency_id.as_uuid()),

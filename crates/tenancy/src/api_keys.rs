@@ -212,7 +212,12 @@ impl Tenancy {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn revoke_api_key(&self, actor: &Actor, workspace: WorkspaceId, id: ApiKeyId) -> Result<ApiKey> {
+    pub async fn revoke_api_key(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        id: ApiKeyId,
+    ) -> Result<ApiKey> {
         let staff = actor.staff()?;
         let scope = self.authorize(actor, workspace, Permission::Administer).await?;
         let txn = scope.begin(self.db()).await?;
@@ -245,10 +250,16 @@ impl Tenancy {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn api_keys(&self, actor: &Actor, workspace: WorkspaceId, page: PageRequest) -> Result<Page<ApiKey>> {
+    pub async fn api_keys(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        page: PageRequest,
+    ) -> Result<Page<ApiKey>> {
         let scope = self.authorize(actor, workspace, Permission::Administer).await?;
         let txn = scope.begin(self.db()).await?;
-        let mut query = api_key::Entity::find().filter(api_key::Column::TenantId.eq(scope.tenant_id().as_uuid()));
+        let mut query =
+            api_key::Entity::find().filter(api_key::Column::TenantId.eq(scope.tenant_id().as_uuid()));
         if let Some(after) = page.after {
             query = query.filter(api_key::Column::Id.gt(after.position()));
         }

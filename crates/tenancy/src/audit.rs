@@ -4,7 +4,9 @@ use crate::{Actor, Permission, Result, Role, Tenancy, TenancyError};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
 use kernel::{AgencyId, ApiKeyId, AuditEntryId, Page, PageRequest, UserId, WorkspaceId};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
@@ -115,7 +117,11 @@ impl Tenancy {
         self.audit_with(self.db().connection(), record).await
     }
 
-    pub(crate) async fn audit_with<C: sea_orm::ConnectionTrait>(&self, conn: &C, record: AuditRecord) -> Result<()> {
+    pub(crate) async fn audit_with<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        record: AuditRecord,
+    ) -> Result<()> {
         audit_entry::ActiveModel {
             id: Set(uuid::Uuid::now_v7()),
             agency_id: Set(record.agency.as_uuid()),
@@ -158,7 +164,8 @@ impl Tenancy {
                 (agency, Some(key.workspace_id))
             }
         };
-        let mut query = audit_entry::Entity::find().filter(audit_entry::Column::AgencyId.eq(agency.as_uuid()));
+        let mut query =
+            audit_entry::Entity::find().filter(audit_entry::Column::AgencyId.eq(agency.as_uuid()));
         if let Some(w) = only_workspace {
             query = query.filter(audit_entry::Column::WorkspaceId.eq(w.as_uuid()));
         }

@@ -13,7 +13,8 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{membership, refresh_token, user};
 use kernel::{AgencyId, SessionId, UserId, WorkspaceId};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::Expr,
 };
 use std::time::Duration;
 
@@ -47,7 +48,8 @@ impl Tenancy {
         let lock_key = format!("login-lock:{}", sha256_hex(&email));
         self.refuse_if_locked(&lock_key).await?;
 
-        let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(self.db().connection()).await?;
+        let found =
+            user::Entity::find().filter(user::Column::Email.eq(&email)).one(self.db().connection()).await?;
         let outcome = match (&found, found.as_ref().and_then(|u| u.password_hash.as_deref())) {
             (Some(account), Some(stored)) if account.active => {
                 self.inner.passwords.verify(&input.password, stored).await?
@@ -61,9 +63,13 @@ impl Tenancy {
             (Some(account), Verified::Valid { rehash }) => {
                 self.inner.cache.delete(&format!("{lock_key}:failures")).await?;
                 if let Some(hash) = rehash {
-                    user::ActiveModel { id: Set(account.id), password_hash: Set(Some(hash)), ..Default::default() }
-                        .update(self.db().connection())
-                        .await?;
+                    user::ActiveModel {
+                        id: Set(account.id),
+                        password_hash: Set(Some(hash)),
+                        ..Default::default()
+                    }
+                    .update(self.db().connection())
+                    .await?;
                 }
                 let user_id = UserId::from_uuid(account.id);
                 let agency_id = AgencyId::from_uuid(account.agency_id);
@@ -89,7 +95,9 @@ impl Tenancy {
             let until: i64 = std::str::from_utf8(&until).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
             let remaining = until - self.now().timestamp_millis();
             if remaining > 0 {
-                return Err(TenancyError::RateLimited { retry_after: Duration::from_millis(remaining as u64) });
+                return Err(TenancyError::RateLimited {
+                    retry_after: Duration::from_millis(remaining as u64),
+                });
             }
         }
         Ok(())
@@ -102,9 +110,13 @@ impl Tenancy {
         let over = failures - i64::from(settings.lockout_threshold);
         if over >= 0 {
             let exponent = u32::try_from(over.min(20)).unwrap_or(20);
-            let seconds = settings.lockout_base_secs.saturating_mul(1u64 << exponent).min(settings.lockout_max_secs);
+            let seconds =
+                settings.lockout_base_secs.saturating_mul(1u64 << exponent).min(settings.lockout_max_secs);
             let until = self.now().timestamp_millis() + (seconds as i64) * 1000;
-            self.inner.cache.set(lock_key, until.to_string().as_bytes(), Duration::from_secs(seconds.max(1))).await?;
+            self.inner
+                .cache
+                .set(lock_key, until.to_string().as_bytes(), Duration::from_secs(seconds.max(1)))
+                .await?;
         }
         Ok(())
     }
@@ -115,7 +127,13 @@ impl Tenancy {
         self.token_pair(user_id, agency_id, session, refresh)
     }
 
-    fn token_pair(&self, user: UserId, agency: AgencyId, session: SessionId, refresh: String) -> Result<TokenPair> {
+    fn token_pair(
+        &self,
+        user: UserId,
+        agency: AgencyId,
+        session: SessionId,
+        refresh: String,
+    ) -> Result<TokenPair> {
         let now = self.now();
         let settings = &self.inner.settings;
         let expires_at = now + ChronoDuration::seconds(settings.access_token_ttl_secs);
@@ -191,7 +209,8 @@ impl Tenancy {
             self.revoke_session(session).await?;
             return Err(TenancyError::Unauthenticated);
         }
-        let account = user::Entity::find_by_id(stored.user_id).one(&txn).await?.ok_or(TenancyError::Unauthenticated)?;
+        let account =
+            user::Entity::find_by_id(stored.user_id).one(&txn).await?.ok_or(TenancyError::Unauthenticated)?;
         if !account.active {
             return Err(TenancyError::Unauthenticated);
         }
@@ -282,8 +301,10 @@ impl Tenancy {
         let conn = self.db().connection();
         let authz = match user::Entity::find_by_id(user_id.as_uuid()).one(conn).await? {
             Some(account) if account.active => {
-                let memberships =
-                    membership::Entity::find().filter(membership::Column::UserId.eq(account.id)).all(conn).await?;
+                let memberships = membership::Entity::find()
+                    .filter(membership::Column::UserId.eq(account.id))
+                    .all(conn)
+                    .await?;
                 let mut authz = CachedAuthz {
                     agency_id: AgencyId::from_uuid(account.agency_id),
                     agency_role: None,

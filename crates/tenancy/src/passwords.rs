@@ -38,7 +38,9 @@ impl PasswordPolicy {
             )));
         }
         if password.len() > MAX_PASSWORD_BYTES {
-            return Err(TenancyError::invalid(format!("the password must be at most {MAX_PASSWORD_BYTES} bytes")));
+            return Err(TenancyError::invalid(format!(
+                "the password must be at most {MAX_PASSWORD_BYTES} bytes"
+            )));
         }
         Ok(())
     }
@@ -105,7 +107,10 @@ mod tests {
         let new = PasswordPolicy::new(20 * 1024, 2).unwrap();
         let stored = old.hash("correct horse battery").await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(matches!(old.verify("correct horse battery", &stored).await.unwrap(), Verified::Valid { rehash: None }));
+        assert!(matches!(
+            old.verify("correct horse battery", &stored).await.unwrap(),
+            Verified::Valid { rehash: None }
+        ));
         assert!(matches!(old.verify("wrong horse battery", &stored).await.unwrap(), Verified::Invalid));
         match new.verify("correct horse battery", &stored).await.unwrap() {
             Verified::Valid { rehash: Some(h) } => assert!(h.contains("m=20480")),

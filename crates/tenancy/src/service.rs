@@ -19,7 +19,13 @@ pub(crate) struct Inner {
 }
 
 impl Tenancy {
-    pub fn new(db: Db, cache: Cache, settings: AuthSettings, keys: JwtKeys, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub fn new(
+        db: Db,
+        cache: Cache,
+        settings: AuthSettings,
+        keys: JwtKeys,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         let passwords = PasswordPolicy::new(settings.argon2_memory_kib, settings.argon2_iterations)?;
         Ok(Self { inner: Arc::new(Inner { db, cache, settings, keys, passwords, clock }) })
     }

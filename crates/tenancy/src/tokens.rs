@@ -36,7 +36,9 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys").field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()).finish()
+        f.debug_struct("JwtKeys")
+            .field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -52,7 +54,9 @@ impl JwtKeys {
                 .decode(secret.trim())
                 .map_err(|_| TenancyError::invalid(format!("JWT key `{kid}` is not valid base64")))?;
             if secret.len() < MIN_KEY_BYTES {
-                return Err(TenancyError::invalid(format!("JWT key `{kid}` must have at least {MIN_KEY_BYTES} bytes")));
+                return Err(TenancyError::invalid(format!(
+                    "JWT key `{kid}` must have at least {MIN_KEY_BYTES} bytes"
+                )));
             }
             if kid.is_empty() || keys.iter().any(|k: &SigningKey| k.kid == kid) {
                 return Err(TenancyError::invalid("JWT key ids must be present and unique"));
@@ -154,10 +158,11 @@ mod tests {
 
     #[test]
     fn rotation_keeps_old_tokens_valid_and_foreign_keys_fail() {
-        let old_spec = JwtKeys::generate_spec().replace('k', "old");
-        let new_spec = JwtKeys::generate_spec().replace('k', "new");
+        let old_spec = JwtKeys::generate_spec().replacen('k', "old", 1);
+        let new_spec = JwtKeys::generate_spec().replacen('k', "new", 1);
         let old = JwtKeys::parse(&old_spec, "passerelle", "passerelle-api").unwrap();
-        let rotated = JwtKeys::parse(&format!("{new_spec},{old_spec}"), "passerelle", "passerelle-api").unwrap();
+        let rotated =
+            JwtKeys::parse(&format!("{new_spec},{old_spec}"), "passerelle", "passerelle-api").unwrap();
         let now = chrono::Utc::now().timestamp();
         let token = old.sign(&claims(now)).unwrap();
         assert!(rotated.verify(&token).is_ok(), "tokens of the previous key stay valid");

@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{membership, user};
 use kernel::{AgencyId, MembershipId, Page, PageRequest, UserId, WorkspaceId};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 
 const INVITATION_TTL_DAYS: i64 = 7;
@@ -97,7 +97,12 @@ pub(crate) fn normalize_email(raw: &str) -> Result<String> {
 impl Tenancy {
     /// Who may grant `role` at `workspace` (agency-wide when `None`): someone whose own role
     /// there may grant it.
-    async fn require_may_grant(&self, staff: &StaffActor, workspace: Option<WorkspaceId>, role: Role) -> Result<()> {
+    async fn require_may_grant(
+        &self,
+        staff: &StaffActor,
+        workspace: Option<WorkspaceId>,
+        role: Role,
+    ) -> Result<()> {
         let granter_role = match workspace {
             None => staff.agency_role,
             Some(w) => {
@@ -145,13 +150,16 @@ impl Tenancy {
             display_name: Set(display_name),
             password_hash: Set(password_hash),
             invitation_hash: Set(invitation.as_deref().map(sha256_hex)),
-            invitation_expires_at: Set(invitation.as_ref().map(|_| now + ChronoDuration::days(INVITATION_TTL_DAYS))),
+            invitation_expires_at: Set(invitation
+                .as_ref()
+                .map(|_| now + ChronoDuration::days(INVITATION_TTL_DAYS))),
             active: Set(true),
             created_at: Set(now),
         }
         .insert(&txn)
         .await?;
-        let membership = self.insert_membership(&txn, staff.agency_id, model.id, input.workspace_id, input.role).await?;
+        let membership =
+            self.insert_membership(&txn, staff.agency_id, model.id, input.workspace_id, input.role).await?;
         let action = if invitation.is_some() { AuditAction::UserInvited } else { AuditAction::UserCreated };
         self.audit_with(
             &txn,
@@ -189,8 +197,10 @@ impl Tenancy {
         }
         .update(self.db().connection())
         .await?;
-        self.audit(AuditRecord::by_user(agency_id, user_id, AuditAction::InvitationAccepted).target(account.id))
-            .await?;
+        self.audit(
+            AuditRecord::by_user(agency_id, user_id, AuditAction::InvitationAccepted).target(account.id),
+        )
+        .await?;
         self.start_session(user_id, agency_id).await
     }
 
@@ -352,8 +362,10 @@ impl Tenancy {
             .await?;
         self.forget_authz(user_id).await?;
         self.revoke_all_sessions(user_id).await?;
-        self.audit(AuditRecord::by_actor(staff.agency_id, actor, AuditAction::UserDeactivated).target(target.id))
-            .await?;
+        self.audit(
+            AuditRecord::by_actor(staff.agency_id, actor, AuditAction::UserDeactivated).target(target.id),
+        )
+        .await?;
         Ok(StaffUser::from(updated))
     }
 
@@ -399,7 +411,8 @@ impl Tenancy {
         if let Some(after) = page.after {
             query = query.filter(user::Column::Id.gt(after.position()));
         }
-        let rows = query.order_by_asc(user::Column::Id).limit(page.first + 1).all(self.db().connection()).await?;
+        let rows =
+            query.order_by_asc(user::Column::Id).limit(page.first + 1).all(self.db().connection()).await?;
         Ok(Page::from_overfetched(rows, page, |r| r.id).map(StaffUser::from))
     }
 

@@ -7,7 +7,9 @@ use crate::{
 use chrono::{DateTime, Utc};
 use entity::workspace;
 use kernel::{AgencyId, Page, PageRequest, WorkspaceId};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -19,7 +21,12 @@ pub struct Workspace {
 
 impl From<workspace::Model> for Workspace {
     fn from(m: workspace::Model) -> Self {
-        Self { id: WorkspaceId::from_uuid(m.id), agency_id: AgencyId::from_uuid(m.agency_id), name: m.name, created_at: m.created_at }
+        Self {
+            id: WorkspaceId::from_uuid(m.id),
+            agency_id: AgencyId::from_uuid(m.agency_id),
+            name: m.name,
+            created_at: m.created_at,
+        }
     }
 }
 
@@ -86,7 +93,8 @@ impl Tenancy {
             Actor::Staff(staff) => {
                 query = query.filter(workspace::Column::AgencyId.eq(staff.agency_id.as_uuid()));
                 if staff.agency_role.is_none() {
-                    let ids: Vec<uuid::Uuid> = staff.workspace_roles.iter().map(|(w, _)| w.as_uuid()).collect();
+                    let ids: Vec<uuid::Uuid> =
+                        staff.workspace_roles.iter().map(|(w, _)| w.as_uuid()).collect();
                     query = query.filter(workspace::Column::Id.is_in(ids));
                 }
             }
@@ -98,7 +106,11 @@ impl Tenancy {
         if let Some(after) = page.after {
             query = query.filter(workspace::Column::Id.gt(after.position()));
         }
-        let rows = query.order_by_asc(workspace::Column::Id).limit(page.first + 1).all(self.db().connection()).await?;
+        let rows = query
+            .order_by_asc(workspace::Column::Id)
+            .limit(page.first + 1)
+            .all(self.db().connection())
+            .await?;
         Ok(Page::from_overfetched(rows, page, |r| r.id).map(Workspace::from))
     }
 }

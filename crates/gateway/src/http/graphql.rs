@@ -26,7 +26,11 @@ pub(super) async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
         .body(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Passerelle").finish())
 }
 
-pub(super) async fn execute(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn execute(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let started = Instant::now();
     let client_ip = client_ip(&req, state.settings.rate_limits.trust_forwarded_for);
     let limits = &state.settings.rate_limits;
@@ -72,11 +76,14 @@ pub(super) async fn execute(req: HttpRequest, payload: web::Payload, state: web:
                 tracing::error!(error = ?e, "authentication failed internally");
                 return graphql_error(ErrorCode::Internal, "internal error");
             }
-            Err(_) => return graphql_error(ErrorCode::Unauthenticated, "the credentials are invalid or expired"),
+            Err(_) => {
+                return graphql_error(ErrorCode::Unauthenticated, "the credentials are invalid or expired");
+            }
         },
     };
     if let Some(actor) = &actor {
-        let quota = RateQuota { per_second: limits.per_principal_per_second, burst: limits.per_principal_burst };
+        let quota =
+            RateQuota { per_second: limits.per_principal_per_second, burst: limits.per_principal_burst };
         if let Some(refused) = rate_limit(&state, &actor.rate_limit_key(), quota, "principal").await {
             return refused;
         }
@@ -88,7 +95,11 @@ pub(super) async fn execute(req: HttpRequest, payload: web::Payload, state: web:
     crate::limits::ensure_codes(&mut response.errors);
     let outcome = if response.errors.is_empty() { "ok" } else { "error" };
     state.metrics.graphql_requests.with_label_values(&[operation.as_str(), outcome]).inc();
-    state.metrics.graphql_duration.with_label_values(&[operation.as_str()]).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .graphql_duration
+        .with_label_values(&[operation.as_str()])
+        .observe(started.elapsed().as_secs_f64());
     HttpResponse::Ok().json(response)
 }
 
@@ -120,7 +131,11 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
-            error_response(actix_web::http::StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, "the body could not be read")
+            error_response(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the body could not be read",
+            )
         })?;
         if body.len() + chunk.len() > limit {
             return Err(error_response(
@@ -156,7 +171,8 @@ fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
 
 fn operation_label(name: Option<&str>) -> String {
     static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let Some(name) = name.filter(|n| n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    let Some(name) =
+        name.filter(|n| n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
     else {
         return "anonymous".into();
     };

@@ -31,5 +31,6 @@ pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub(super) async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(serde_json::json!({ "error": { "code": "NOT_FOUND", "message": "no such route" } }))
+    HttpResponse::NotFound()
+        .json(serde_json::json!({ "error": { "code": "NOT_FOUND", "message": "no such route" } }))
 }

@@ -23,13 +23,16 @@ pub(super) async fn observe(
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let span = tracing::info_span!("http_request", request_id = %request_id, method = %method, route = %route);
+    let span =
+        tracing::info_span!("http_request", request_id = %request_id, method = %method, route = %route);
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();

@@ -1,6 +1,6 @@
 use super::objects::{
-    ApiKey, ApiKeyKindGql, ApiKeyScopeGql, AuthPayload, CreateUserPayload, CreatedApiKey, Membership, RoleGql, User,
-    Workspace,
+    ApiKey, ApiKeyKindGql, ApiKeyScopeGql, AuthPayload, CreateUserPayload, CreatedApiKey, Membership,
+    RoleGql, User, Workspace,
 };
 use crate::{
     context::{ContextExt, parse_id},
@@ -60,14 +60,23 @@ pub struct TenancyMutation;
 #[Object]
 impl TenancyMutation {
     /// Signs a staff member in. Repeated failures lock the email out for a growing time.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> async_graphql::Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+    ) -> async_graphql::Result<AuthPayload> {
         let input = tenancy::LoginInput { email, password };
         ctx.tenancy().login(input).await.gql().map(AuthPayload::from)
     }
 
     /// Trades a refresh token for a new pair. Each refresh token works once; presenting a
     /// spent one revokes the whole session.
-    async fn refresh_token(&self, ctx: &Context<'_>, refresh_token: String) -> async_graphql::Result<AuthPayload> {
+    async fn refresh_token(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> async_graphql::Result<AuthPayload> {
         ctx.tenancy().refresh(&refresh_token).await.gql().map(AuthPayload::from)
     }
 
@@ -86,17 +95,29 @@ impl TenancyMutation {
         ctx.tenancy().accept_invitation(&token, &password).await.gql().map(AuthPayload::from)
     }
 
-    async fn create_workspace(&self, ctx: &Context<'_>, input: CreateWorkspaceInput) -> async_graphql::Result<Workspace> {
+    async fn create_workspace(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWorkspaceInput,
+    ) -> async_graphql::Result<Workspace> {
         ctx.tenancy().create_workspace(ctx.actor()?, &input.name).await.gql().map(Workspace)
     }
 
-    async fn rename_workspace(&self, ctx: &Context<'_>, input: RenameWorkspaceInput) -> async_graphql::Result<Workspace> {
+    async fn rename_workspace(
+        &self,
+        ctx: &Context<'_>,
+        input: RenameWorkspaceInput,
+    ) -> async_graphql::Result<Workspace> {
         let id = parse_id(&input.id)?;
         ctx.tenancy().rename_workspace(ctx.actor()?, id, &input.name).await.gql().map(Workspace)
     }
 
     /// Creates a key. The `secret` in the result is shown this once.
-    async fn create_api_key(&self, ctx: &Context<'_>, input: CreateApiKeyInput) -> async_graphql::Result<CreatedApiKey> {
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiKeyInput,
+    ) -> async_graphql::Result<CreatedApiKey> {
         let new_key = tenancy::NewApiKey {
             workspace_id: parse_id(&input.workspace_id)?,
             name: input.name,
@@ -110,14 +131,22 @@ impl TenancyMutation {
         Ok(CreatedApiKey { secret: created.secret, key: ApiKey(created.key) })
     }
 
-    async fn revoke_api_key(&self, ctx: &Context<'_>, input: RevokeApiKeyInput) -> async_graphql::Result<ApiKey> {
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        input: RevokeApiKeyInput,
+    ) -> async_graphql::Result<ApiKey> {
         let workspace = parse_id(&input.workspace_id)?;
         let id = parse_id(&input.id)?;
         ctx.tenancy().revoke_api_key(ctx.actor()?, workspace, id).await.gql().map(ApiKey)
     }
 
     /// Creates a staff user with a password, or invites them when `password` is omitted.
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> async_graphql::Result<CreateUserPayload> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<CreateUserPayload> {
         let new_staff = tenancy::NewStaff {
             email: input.email,
             display_name: input.display_name,
@@ -130,10 +159,18 @@ impl TenancyMutation {
     }
 
     /// Gives a user a role, agency-wide or in one workspace, replacing their role at that level.
-    async fn grant_role(&self, ctx: &Context<'_>, input: GrantRoleInput) -> async_graphql::Result<Membership> {
+    async fn grant_role(
+        &self,
+        ctx: &Context<'_>,
+        input: GrantRoleInput,
+    ) -> async_graphql::Result<Membership> {
         let user = parse_id(&input.user_id)?;
         let workspace = input.workspace_id.as_ref().map(parse_id).transpose()?;
-        ctx.tenancy().grant_role(ctx.actor()?, user, workspace, input.role.into()).await.gql().map(Membership::from)
+        ctx.tenancy()
+            .grant_role(ctx.actor()?, user, workspace, input.role.into())
+            .await
+            .gql()
+            .map(Membership::from)
     }
 
     async fn revoke_role(&self, ctx: &Context<'_>, membership_id: ID) -> async_graphql::Result<Membership> {

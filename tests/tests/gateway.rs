@@ -1,0 +1,223 @@
+//! The gateway's promises: limits, batching refused, error codes, pagination, health,
+//! metrics, rate limits, introspection switch, request ids.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use passerelle_tests::{Backend, on_both_backends, spawn_app, spawn_app_with};
+use serde_json::json;
+
+async fn query_limits_refuse_before_resolving(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.limits.query_depth = 4;
+        s.limits.query_aliases = 3;
+        s.limits.query_complexity = 50;
+    })
+    .await;
+    let agency = app.agency("Limits").await;
+    let token = Some(agency.owner_token.as_str());
+    let deep = app
+        .gql(
+            "{ workspaces(first: 1) { edges { node { apiKeys(first: 1) { edges { node { id } } } } } } }",
+            json!({}),
+            token,
+        )
+        .await;
+    deep.expect_code("BAD_USER_INPUT");
+    assert!(
+        deep.body["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("deep"),
+        "{}",
+        deep.body
+    );
+    let aliases = app.gql("{ a: me { id } b: me { id } c: me { id } d: me { id } }", json!({}), token).await;
+    aliases.expect_code("BAD_USER_INPUT");
+    assert!(aliases.body["errors"][0]["message"].as_str().unwrap().contains("aliases"));
+    let complex =
+        app.gql("{ workspaces(first: 100) { edges { node { id name } } } }", json!({}), token).await;
+    complex.expect_code("BAD_USER_INPUT");
+    assert!(
+        complex.body["errors"][0]["message"].as_str().unwrap().to_lowercase().contains("complex"),
+        "{}",
+        complex.body
+    );
+    // Within limits, the same shapes work.
+    app.gql("{ a: me { id } b: me { id } }", json!({}), token).await.data("a.id");
+    // A failed validation never ran a resolver: no workspace was created.
+    let sneaky = app.gql("mutation { a: createWorkspace(input: {name: \"x\"}) { id } b: createWorkspace(input: {name: \"y\"}) { id } c: createWorkspace(input: {name: \"z\"}) { id } d: createWorkspace(input: {name: \"w\"}) { id } }", json!({}), token).await;
+    sneaky.expect_code("BAD_USER_INPUT");
+    let listed = app.gql("{ workspaces(first: 5) { edges { node { id } } } }", json!({}), token).await;
+    assert_eq!(listed.data("workspaces.edges").as_array().unwrap().len(), 0);
+}
+
+async fn malformed_requests_get_clear_errors(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.limits.body_bytes = 4096).await;
+    let post = |body: String| {
+        app.client.post(app.url("/graphql")).header("content-type", "application/json").body(body).send()
+    };
+    let batch = post(r#"[{"query":"{ me { id } }"},{"query":"{ me { id } }"}]"#.into()).await.unwrap();
+    assert_eq!(batch.status(), 400);
+    let body: serde_json::Value = batch.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let huge =
+        post(format!(r#"{{"query":"{{ me {{ id }} }}","variables":{{"x":"{}"}}}}"#, "a".repeat(10_000)))
+            .await
+            .unwrap();
+    assert_eq!(huge.status(), 413);
+    let garbage = post("{not json".into()).await.unwrap();
+    assert_eq!(garbage.status(), 400);
+    let syntax = app.gql("{ me { id ", json!({}), None).await;
+    syntax.expect_code("BAD_USER_INPUT");
+    let unknown = app.gql("{ nothing }", json!({}), None).await;
+    unknown.expect_code("BAD_USER_INPUT");
+    let bad_id = app.gql("{ workspace(id: \"not-a-uuid\") { id } }", json!({}), None).await;
+    assert!(bad_id.code().is_some());
+    let agency = app.agency("Malformed").await;
+    let token = Some(agency.owner_token.as_str());
+    app.gql("{ workspace(id: \"not-a-uuid\") { id } }", json!({}), token).await.expect_code("BAD_USER_INPUT");
+    app.gql("{ workspaces(first: 1000) { edges { cursor } } }", json!({}), token)
+        .await
+        .expect_code("BAD_USER_INPUT");
+    app.gql("{ workspaces(after: \"%%%\") { edges { cursor } } }", json!({}), token)
+        .await
+        .expect_code("BAD_USER_INPUT");
+    app.gql("mutation { createWorkspace(input: {name: \"   \"}) { id } }", json!({}), token)
+        .await
+        .expect_code("BAD_USER_INPUT");
+    let bad_header = app
+        .gql_with_headers("{ apiKeys { edges { cursor } } }", json!({}), token, &[("x-workspace-id", "nope")])
+        .await;
+    bad_header.expect_code("BAD_USER_INPUT");
+    let bad_bearer = app.gql("{ me { id } }", json!({}), Some("pss_garbage")).await;
+    bad_bearer.expect_code("UNAUTHENTICATED");
+}
+
+async fn lists_are_relay_connections(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let agency = app.agency("Pages").await;
+    let token = Some(agency.owner_token.as_str());
+    for name in ["one", "two", "three"] {
+        app.create_workspace(&agency.owner_token, name).await;
+    }
+    let query = "query($after: String) { workspaces(first: 2, after: $after) {
+        edges { cursor node { name } } pageInfo { hasNextPage hasPreviousPage endCursor } } }";
+    let first = app.gql(query, json!({ "after": null }), token).await;
+    let names: Vec<&str> = first
+        .data("workspaces.edges")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "two"]);
+    assert_eq!(first.data("workspaces.pageInfo.hasNextPage"), &json!(true));
+    let end = first.str("workspaces.pageInfo.endCursor");
+    let second = app.gql(query, json!({ "after": end }), token).await;
+    let names: Vec<&str> = second
+        .data("workspaces.edges")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["three"]);
+    assert_eq!(second.data("workspaces.pageInfo.hasNextPage"), &json!(false));
+    assert_eq!(second.data("workspaces.pageInfo.hasPreviousPage"), &json!(true));
+}
+
+async fn health_metrics_and_request_ids(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let live = app.client.get(app.url("/livez")).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body, json!({ "database": "ok", "cache": "ok" }));
+    let traced = app
+        .client
+        .post(app.url("/graphql"))
+        .header("x-request-id", "trace-123")
+        .json(&json!({ "query": "query Whoami { me { id } }", "operationName": "Whoami" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.headers()["x-request-id"], "trace-123");
+    let generated = app.client.get(app.url("/livez")).send().await.unwrap();
+    assert_eq!(generated.headers()["x-request-id"].len(), 36);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("passerelle_graphql_requests_total{operation=\"Whoami\",outcome=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("passerelle_graphql_request_duration_seconds_bucket{operation=\"Whoami\""));
+    assert!(metrics.contains("passerelle_http_requests_total{route=\"/livez\",status=\"2xx\"}"));
+    let graphiql = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(graphiql.status(), 200);
+    assert!(graphiql.text().await.unwrap().contains("graphiql"));
+    let missing = app.client.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+async fn introspection_and_graphiql_can_be_switched_off(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.introspection = false;
+        s.graphiql = false;
+    })
+    .await;
+    let answer = app.gql("{ __schema { queryType { name } } }", json!({}), None).await;
+    answer.expect_code("BAD_USER_INPUT");
+    let via_fragment = app
+        .gql("{ ...F } fragment F on QueryRoot { __type(name: \"User\") { name } }", json!({}), None)
+        .await;
+    via_fragment.expect_code("BAD_USER_INPUT");
+    // `__typename` is not introspection of the schema and stays available.
+    assert!(app.gql("{ __typename }", json!({}), None).await.body["errors"].is_null());
+    assert_eq!(app.client.get(app.url("/graphql")).send().await.unwrap().status(), 404);
+    let on = spawn_app(backend).await;
+    on.gql("{ __schema { queryType { name } } }", json!({}), None).await.data("__schema.queryType.name");
+}
+
+async fn rate_limits_per_ip_and_per_key(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.rate_limits.per_ip_per_second = 0.5;
+        s.rate_limits.per_ip_burst = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(app.gql("{ me { id } }", json!({}), None).await.status, 200);
+    }
+    let limited =
+        app.client.post(app.url("/graphql")).json(&json!({ "query": "{ me { id } }" })).send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry));
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+
+    let per_key = spawn_app_with(backend, |s| {
+        s.rate_limits.per_principal_per_second = 0.5;
+        s.rate_limits.per_principal_burst = 2;
+    })
+    .await;
+    let agency = per_key.agency("Limited").await;
+    let ws = per_key.create_workspace(&agency.owner_token, "w").await;
+    let (_, key) = per_key.create_api_key(&agency.owner_token, &ws, "SECRET", &["READ"]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            per_key
+                .gql("{ workspaces { edges { cursor } } }", json!({}), Some(&key))
+                .await
+                .code()
+                .map(str::to_owned),
+        );
+    }
+    assert_eq!(statuses, [None, None, Some("RATE_LIMITED".to_owned())]);
+}
+
+on_both_backends!(
+    query_limits_refuse_before_resolving,
+    malformed_requests_get_clear_errors,
+    lists_are_relay_connections,
+    health_metrics_and_request_ids,
+    introspection_and_graphiql_can_be_switched_off,
+    rate_limits_per_ip_and_per_key,
+);
