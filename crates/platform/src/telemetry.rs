@@ -1,5 +1,6 @@
 //! Structured logs. JSON by default (one object per line, with the request id as a span field);
 //! `pretty` for a terminal. Personal data and secrets are never passed to a log macro.
+//! Logs go to stderr so that stdout carries only what a command prints for its user.
 
 use crate::settings::LogFormat;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -11,8 +12,15 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().compact().with_writer(std::io::stderr)).try_init(),
     };
 }

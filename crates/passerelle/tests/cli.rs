@@ -1,0 +1,113 @@
+//! The binary as an operator uses it: `--help`, `schema`, `migrate`, `bootstrap` from stdin
+//! (again for a second agency), and `serve` on the embedded default.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+};
+
+fn passerelle(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    command
+        .current_dir(data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("PASSERELLE_MIGRATION_DATABASE_URL")
+        .env("PASSERELLE_DATA_DIR", data_dir.join("data"))
+        .env("PASSERELLE_LOG_FORMAT", "json");
+    command
+}
+
+fn bootstrap(dir: &std::path::Path, agency: &str, email: &str, password: &str) -> std::process::Output {
+    let mut child = passerelle(dir)
+        .args(["bootstrap", "--agency", agency, "--email", email, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+struct Dir(std::path::PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir() -> Dir {
+    let dir = std::env::temp_dir().join(format!("passerelle-cli-{}", std::process::id()));
+    let dir = dir.with_extension(format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Dir(dir)
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let dir = temp_dir();
+    let out = passerelle(&dir.0).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in ["serve", "migrate", "schema", "bootstrap", "DATABASE_URL"] {
+        assert!(help.contains(word), "--help must mention {word}: {help}");
+    }
+}
+
+#[test]
+fn schema_prints_the_sdl() {
+    let dir = temp_dir();
+    let out = passerelle(&dir.0).arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let sdl = String::from_utf8(out.stdout).unwrap();
+    assert!(sdl.contains("type QueryRoot") && sdl.contains("login("));
+}
+
+#[test]
+fn bootstrap_onboards_agencies_one_after_another() {
+    let dir = temp_dir();
+    let migrate = passerelle(&dir.0).arg("migrate").output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let first = bootstrap(&dir.0, "First", "one@first.test", "a long enough passphrase");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("agency "));
+    let second = bootstrap(&dir.0, "Second", "two@second.test", "another long passphrase");
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let duplicate = bootstrap(&dir.0, "Third", "ONE@first.test", "a long enough passphrase");
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("already exists"));
+    let weak = bootstrap(&dir.0, "Fourth", "four@x.test", "short");
+    assert!(!weak.status.success());
+    // Nothing sensitive is echoed: the password never appears in the output.
+    assert!(!String::from_utf8_lossy(&first.stdout).contains("passphrase"));
+    assert!(!String::from_utf8_lossy(&first.stderr).contains("passphrase"));
+}
+
+#[tokio::test]
+async fn serve_runs_on_the_embedded_default() {
+    let dir = temp_dir();
+    let mut child = passerelle(&dir.0)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    assert!(line.contains("GraphiQL"), "{line}");
+    let ready = reqwest::get(url.replace("/graphql", "/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(dir.0.join("data/passerelle.db").exists());
+    assert!(dir.0.join("data/jwt-keys").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
