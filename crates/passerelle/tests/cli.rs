@@ -41,7 +41,10 @@ impl Drop for Dir {
 
 fn temp_dir() -> Dir {
     let dir = std::env::temp_dir().join(format!("passerelle-cli-{}", std::process::id()));
-    let dir = dir.with_extension(format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    let dir = dir.with_extension(format!(
+        "{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     Dir(dir)
 }
