@@ -1,5 +1,6 @@
 //! GCRA rate limiting (the generic cell rate algorithm): one timestamp per key, atomic in Redis
-//! through a Lua script, or in-process under a mutex.
+//! through a Lua script, or in-process under a mutex. Several quotas (per IP, per API key…) are
+//! checked in one call, one Redis round trip, and a request is charged only when all allow it.
 
 use crate::{Cache, PlatformError, cache::lock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,24 +15,33 @@ pub struct RateQuota {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateDecision {
     Allowed,
-    Limited { retry_after: Duration },
+    /// `limit` is the index of the first quota that refused.
+    Limited {
+        retry_after: Duration,
+        limit: usize,
+    },
 }
 
-/// Returns `{allowed, retry_after_ms}`; the key stores the theoretical arrival time (TAT) in
-/// milliseconds since the epoch.
+/// KEYS: the buckets; ARGV: now, then (interval, tolerance) per key, all in milliseconds.
+/// Each key stores its theoretical arrival time (TAT). Returns `{index+1, retry_ms}` for the
+/// first refusing bucket, or `{0, 0}` after charging every bucket.
 const GCRA_SCRIPT: &str = r#"
 local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - tolerance
-if now < allow_at then
-  return {0, math.ceil(allow_at - now)}
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  if now < tat - tolerance then
+    return {i, math.ceil(tat - tolerance - now)}
+  end
+  tats[i] = tat + interval
 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1)
-return {1, 0}
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, tats[i], 'PX', math.ceil(tats[i] - now) + 1)
+end
+return {0, 0}
 "#;
 
 #[derive(Clone, Debug)]
@@ -40,56 +50,79 @@ pub struct RateLimiter {
     script: std::sync::Arc<redis::Script>,
 }
 
+struct Bucket {
+    key: String,
+    interval_ms: f64,
+    tolerance_ms: f64,
+}
+
 impl RateLimiter {
     pub fn new(cache: Cache) -> Self {
         Self { cache, script: std::sync::Arc::new(redis::Script::new(GCRA_SCRIPT)) }
     }
 
-    #[tracing::instrument(skip_all)]
     pub async fn check(&self, key: &str, quota: RateQuota) -> Result<RateDecision, PlatformError> {
+        self.check_all(&[(key, quota)]).await
+    }
+
+    /// Admits a request only if every `(key, quota)` allows it, charging all of them then.
+    #[tracing::instrument(skip_all)]
+    pub async fn check_all(&self, limits: &[(&str, RateQuota)]) -> Result<RateDecision, PlatformError> {
+        if limits.is_empty() {
+            return Ok(RateDecision::Allowed);
+        }
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64() * 1000.0;
-        let interval_ms = 1000.0 / quota.per_second;
-        let tolerance_ms = interval_ms * f64::from(quota.burst.max(1) - 1);
-        let key = self.cache.prefixed(&format!("rl:{key}"));
+        let buckets: Vec<Bucket> = limits
+            .iter()
+            .map(|(key, quota)| {
+                let interval_ms = 1000.0 / quota.per_second;
+                Bucket {
+                    key: self.cache.prefixed(&format!("rl:{key}")),
+                    interval_ms,
+                    tolerance_ms: interval_ms * f64::from(quota.burst.max(1) - 1),
+                }
+            })
+            .collect();
         if let Some(mut conn) = self.cache.redis_connection() {
-            let (allowed, retry_ms): (i64, i64) = self
-                .script
-                .key(key)
-                .arg(now_ms)
-                .arg(interval_ms)
-                .arg(tolerance_ms)
-                .invoke_async(&mut conn)
-                .await?;
-            return Ok(decision(allowed == 1, retry_ms as f64));
+            let mut invocation = self.script.prepare_invoke();
+            invocation.arg(now_ms);
+            for bucket in &buckets {
+                invocation.key(&bucket.key).arg(bucket.interval_ms).arg(bucket.tolerance_ms);
+            }
+            let (refused, retry_ms): (i64, i64) = invocation.invoke_async(&mut conn).await?;
+            return Ok(match usize::try_from(refused) {
+                Ok(0) | Err(_) => RateDecision::Allowed,
+                Ok(index) => limited(retry_ms as f64, index - 1),
+            });
         }
         let Some(store) = self.cache.memory_store() else {
             return Ok(RateDecision::Allowed);
         };
         let mut store = lock(store);
-        let instant_now = std::time::Instant::now();
-        let tat = store
-            .entries
-            .get(&key)
-            .and_then(|(v, _)| std::str::from_utf8(v).ok()?.parse::<f64>().ok())
-            .unwrap_or(now_ms)
-            .max(now_ms);
-        let allow_at = tat - tolerance_ms;
-        if now_ms < allow_at {
-            return Ok(decision(false, allow_at - now_ms));
+        let mut new_tats = Vec::with_capacity(buckets.len());
+        for (index, bucket) in buckets.iter().enumerate() {
+            let tat = store
+                .entries
+                .get(&bucket.key)
+                .and_then(|(v, _)| std::str::from_utf8(v).ok()?.parse::<f64>().ok())
+                .unwrap_or(now_ms)
+                .max(now_ms);
+            if now_ms < tat - bucket.tolerance_ms {
+                return Ok(limited(tat - bucket.tolerance_ms - now_ms, index));
+            }
+            new_tats.push(tat + bucket.interval_ms);
         }
-        let new_tat = tat + interval_ms;
-        let ttl = Duration::from_millis((new_tat - now_ms).ceil() as u64 + 1);
-        store.entries.insert(key, (new_tat.to_string().into_bytes(), Some(instant_now + ttl)));
+        let instant_now = std::time::Instant::now();
+        for (bucket, tat) in buckets.into_iter().zip(new_tats) {
+            let ttl = Duration::from_millis((tat - now_ms).ceil() as u64 + 1);
+            store.entries.insert(bucket.key, (tat.to_string().into_bytes(), Some(instant_now + ttl)));
+        }
         Ok(RateDecision::Allowed)
     }
 }
 
-fn decision(allowed: bool, retry_ms: f64) -> RateDecision {
-    if allowed {
-        RateDecision::Allowed
-    } else {
-        RateDecision::Limited { retry_after: Duration::from_millis(retry_ms.ceil().max(1.0) as u64) }
-    }
+fn limited(retry_ms: f64, limit: usize) -> RateDecision {
+    RateDecision::Limited { retry_after: Duration::from_millis(retry_ms.ceil().max(1.0) as u64), limit }
 }
 
 #[cfg(test)]
@@ -104,9 +137,26 @@ mod tests {
             assert_eq!(limiter.check("k", quota).await.unwrap(), RateDecision::Allowed);
         }
         match limiter.check("k", quota).await.unwrap() {
-            RateDecision::Limited { retry_after } => assert!(retry_after <= Duration::from_secs(1)),
+            RateDecision::Limited { retry_after, limit } => {
+                assert!(retry_after <= Duration::from_secs(1));
+                assert_eq!(limit, 0);
+            }
             RateDecision::Allowed => panic!("the fourth request in the same instant must be limited"),
         }
         assert_eq!(limiter.check("other", quota).await.unwrap(), RateDecision::Allowed);
+    }
+
+    #[tokio::test]
+    async fn a_refused_request_charges_no_bucket() {
+        let limiter = RateLimiter::new(Cache::in_process("t"));
+        let wide = RateQuota { per_second: 1.0, burst: 2 };
+        let narrow = RateQuota { per_second: 1.0, burst: 1 };
+        assert_eq!(limiter.check_all(&[("ip", wide), ("key", narrow)]).await.unwrap(), RateDecision::Allowed);
+        assert!(matches!(
+            limiter.check_all(&[("ip", wide), ("key", narrow)]).await.unwrap(),
+            RateDecision::Limited { limit: 1, .. }
+        ));
+        // The IP bucket was not charged by the refused request: one more request fits.
+        assert_eq!(limiter.check("ip", wide).await.unwrap(), RateDecision::Allowed);
     }
 }

@@ -1,11 +1,10 @@
 //! Who is calling, and what they may do. An [`Actor`] exists only after a credential was
 //! verified; [`Actor::authorize`] is the single place that turns it into a `TenantScope`.
 
-use crate::{Result, Role, Tenancy, TenancyError, api_keys::ApiKeyKind, api_keys::ApiKeyScope};
+use crate::{Result, Role, StaffUser, Tenancy, TenancyError, api_keys::ApiKeyKind, api_keys::ApiKeyScope};
 use kernel::{AgencyId, ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
 use platform::TenantScope;
 use sea_orm::EntityTrait;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// What an operation needs. Staff need the matching role; API keys the matching scope.
@@ -47,13 +46,15 @@ pub enum Actor {
 }
 
 /// A signed-in staff user with their roles as they are now (not as they were at login).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct StaffActor {
     pub user_id: UserId,
     pub agency_id: AgencyId,
     pub session_id: SessionId,
     pub agency_role: Option<Role>,
     pub workspace_roles: Vec<(WorkspaceId, Role)>,
+    /// The user's profile when the cache had it at authentication, so `me` needs no query.
+    pub(crate) profile: Option<StaffUser>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,14 +90,6 @@ impl Actor {
         match self {
             Self::Staff(staff) => Ok(staff),
             Self::ApiKey(_) => Err(TenancyError::Forbidden),
-        }
-    }
-
-    /// A key for rate limiting and audit: one bucket per API key or per staff user.
-    pub fn rate_limit_key(&self) -> String {
-        match self {
-            Self::Staff(s) => format!("user:{}", s.user_id),
-            Self::ApiKey(k) => format!("key:{}", k.key_id),
         }
     }
 }

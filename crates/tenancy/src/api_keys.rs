@@ -134,6 +134,13 @@ pub(crate) fn looks_like_api_key(credential: &str) -> bool {
     credential.starts_with(SECRET_PREFIX) || credential.starts_with(WRITE_PREFIX)
 }
 
+/// The rate-limit bucket of a presented key, from its workspace and visible prefix (so it
+/// can be limited before it is verified).
+pub(crate) fn rate_limit_key(raw: &str) -> Option<String> {
+    let parsed = parse_key(raw)?;
+    Some(format!("key:{}:{}", parsed.workspace, visible_prefix(parsed.kind, parsed.secret)))
+}
+
 struct ParsedKey<'a> {
     kind: ApiKeyKind,
     workspace: WorkspaceId,

@@ -20,7 +20,35 @@ use std::time::Duration;
 
 /// How long the computed roles of a user are cached. Role changes and deactivation delete the
 /// entry, so this bounds staleness only if that deletion is lost.
-const AUTHZ_CACHE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const AUTHZ_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// A bearer credential checked locally, not yet against the database or cache.
+pub struct Credential(CredentialKind);
+
+enum CredentialKind {
+    Staff(AccessClaims),
+    ApiKey { raw: String, rate_key: String },
+}
+
+impl Credential {
+    /// The rate-limit bucket of the principal: one per staff user or per API key.
+    pub fn rate_limit_key(&self) -> String {
+        match &self.0 {
+            CredentialKind::Staff(claims) => format!("user:{}", claims.sub),
+            CredentialKind::ApiKey { rate_key, .. } => rate_key.clone(),
+        }
+    }
+}
+
+/// Never prints the key or the token.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            CredentialKind::Staff(claims) => write!(f, "Credential(staff {})", claims.sub),
+            CredentialKind::ApiKey { rate_key, .. } => write!(f, "Credential({rate_key})"),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LoginInput {
@@ -264,20 +292,57 @@ impl Tenancy {
         Ok(())
     }
 
+    /// Checks a bearer credential as far as can be done without I/O: a staff JWT's signature
+    /// and claims, or an API key's shape. What it returns names the principal for rate
+    /// limiting before any database or cache work is spent on the request.
+    pub fn identify(&self, raw: &str) -> Result<Credential> {
+        let raw = raw.trim();
+        if crate::api_keys::looks_like_api_key(raw) {
+            let rate_key = crate::api_keys::rate_limit_key(raw).ok_or(TenancyError::Unauthenticated)?;
+            return Ok(Credential(CredentialKind::ApiKey { raw: raw.to_owned(), rate_key }));
+        }
+        self.inner.keys.verify(raw).map(|claims| Credential(CredentialKind::Staff(claims)))
+    }
+
     /// Turns `Authorization: Bearer …` into an actor: an API key (recognised by its prefix)
     /// or a staff JWT. Staff roles are read as they are now, so a role change or deactivation
     /// takes effect on the next request.
+    pub async fn authenticate_bearer(&self, raw: &str) -> Result<Actor> {
+        let credential = self.identify(raw)?;
+        self.authenticate(credential).await
+    }
+
+    /// Finishes what [`Tenancy::identify`] started: the API key against its stored hash, or
+    /// the staff session and roles as they are now.
     #[tracing::instrument(skip_all)]
-    pub async fn authenticate_bearer(&self, credential: &str) -> Result<Actor> {
-        let credential = credential.trim();
-        if crate::api_keys::looks_like_api_key(credential) {
-            return self.authenticate_api_key(credential).await.map(Actor::ApiKey);
-        }
-        let claims = self.inner.keys.verify(credential)?;
-        if self.inner.cache.get(&format!("revoked-session:{}", claims.sid)).await?.is_some() {
+    pub async fn authenticate(&self, credential: Credential) -> Result<Actor> {
+        let claims = match credential.0 {
+            CredentialKind::ApiKey { raw, .. } => {
+                return self.authenticate_api_key(&raw).await.map(Actor::ApiKey);
+            }
+            CredentialKind::Staff(claims) => claims,
+        };
+        // One cache round trip for everything a staff request needs: whether the session was
+        // revoked, the user's current roles, and their profile (for `me`).
+        let revoked_key = format!("revoked-session:{}", claims.sid);
+        let authz_key = authz_cache_key(claims.sub);
+        let profile_key = crate::users::profile_cache_key(claims.sub);
+        let [revoked, authz, profile]: [Option<Vec<u8>>; 3] = self
+            .inner
+            .cache
+            .get_many(&[&revoked_key, &authz_key, &profile_key])
+            .await?
+            .try_into()
+            .map_err(|_| TenancyError::Internal("the cache answered MGET with the wrong arity".into()))?;
+        if revoked.is_some() {
             return Err(TenancyError::Unauthenticated);
         }
-        let authz = self.staff_authz(claims.sub).await?.ok_or(TenancyError::Unauthenticated)?;
+        let cached = authz.and_then(|bytes| serde_json::from_slice::<Option<CachedAuthz>>(&bytes).ok());
+        let authz = match cached {
+            Some(authz) => authz,
+            None => self.load_staff_authz(claims.sub).await?,
+        }
+        .ok_or(TenancyError::Unauthenticated)?;
         if authz.agency_id != claims.agency {
             return Err(TenancyError::Unauthenticated);
         }
@@ -287,17 +352,14 @@ impl Tenancy {
             session_id: claims.sid,
             agency_role: authz.agency_role,
             workspace_roles: authz.workspace_roles,
+            profile: profile.and_then(|bytes| serde_json::from_slice(&bytes).ok()),
         }))
     }
 
-    /// The user's current roles, or `None` for an unknown or deactivated user.
-    async fn staff_authz(&self, user_id: UserId) -> Result<Option<CachedAuthz>> {
+    /// The user's current roles from the database (then cached), or `None` for an unknown or
+    /// deactivated user.
+    async fn load_staff_authz(&self, user_id: UserId) -> Result<Option<CachedAuthz>> {
         let key = authz_cache_key(user_id);
-        if let Some(bytes) = self.inner.cache.get(&key).await?
-            && let Ok(cached) = serde_json::from_slice::<Option<CachedAuthz>>(&bytes)
-        {
-            return Ok(cached);
-        }
         let conn = self.db().connection();
         let authz = match user::Entity::find_by_id(user_id.as_uuid()).one(conn).await? {
             Some(account) if account.active => {
@@ -325,8 +387,11 @@ impl Tenancy {
         Ok(authz)
     }
 
+    /// Drops everything cached about a user (roles and profile); every change to a user or
+    /// their memberships calls this.
     pub(crate) async fn forget_authz(&self, user_id: UserId) -> Result<()> {
         self.inner.cache.delete(&authz_cache_key(user_id)).await?;
+        self.inner.cache.delete(&crate::users::profile_cache_key(user_id)).await?;
         Ok(())
     }
 

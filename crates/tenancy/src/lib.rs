@@ -23,7 +23,7 @@ pub use actor::{Actor, ApiKeyActor, Permission, StaffActor};
 pub use agencies::Bootstrapped;
 pub use api_keys::{ApiKey, ApiKeyKind, ApiKeyScope, CreatedApiKey, NewApiKey};
 pub use audit::{AuditAction, AuditEntry};
-pub use auth::{LoginInput, TokenPair};
+pub use auth::{Credential, LoginInput, TokenPair};
 pub use error::TenancyError;
 pub use role::Role;
 pub use service::Tenancy;

@@ -14,9 +14,13 @@ use sea_orm::{
 };
 
 const INVITATION_TTL_DAYS: i64 = 7;
+
+pub(crate) fn profile_cache_key(user: UserId) -> String {
+    format!("profile:{user}")
+}
 const MAX_EMAIL_BYTES: usize = 254;
 
-#[derive(Debug, Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct StaffUser {
     pub id: UserId,
     pub agency_id: AgencyId,
@@ -25,6 +29,16 @@ pub struct StaffUser {
     pub active: bool,
     pub invitation_pending: bool,
     pub created_at: DateTime<Utc>,
+}
+
+/// Debug output leaves the email out: actors and users may end up in a log line.
+impl std::fmt::Debug for StaffUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffUser")
+            .field("id", &self.id)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<user::Model> for StaffUser {
@@ -197,6 +211,7 @@ impl Tenancy {
         }
         .update(self.db().connection())
         .await?;
+        self.forget_authz(user_id).await?;
         self.audit(
             AuditRecord::by_user(agency_id, user_id, AuditAction::InvitationAccepted).target(account.id),
         )
@@ -385,10 +400,17 @@ impl Tenancy {
             .await?)
     }
 
-    /// The caller's own account.
+    /// The caller's own account. Front ends ask for it on every page, so it is served from
+    /// the cache next to the user's roles and dropped with them whenever the account changes.
     pub async fn me(&self, actor: &Actor) -> Result<StaffUser> {
         let staff = actor.staff()?;
-        Ok(StaffUser::from(self.agency_user(staff.agency_id, staff.user_id).await?))
+        if let Some(cached) = &staff.profile {
+            return Ok(cached.clone());
+        }
+        let key = profile_cache_key(staff.user_id);
+        let user = StaffUser::from(self.agency_user(staff.agency_id, staff.user_id).await?);
+        self.inner.cache.set(&key, &serde_json::to_vec(&user)?, crate::auth::AUTHZ_CACHE_TTL).await?;
+        Ok(user)
     }
 
     /// A user of the caller's agency. Anyone may see themselves; admins see everyone.

@@ -32,10 +32,24 @@ pub(super) async fn execute(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let client_ip = client_ip(&req, state.settings.rate_limits.trust_forwarded_for);
     let limits = &state.settings.rate_limits;
-    let ip_quota = RateQuota { per_second: limits.per_ip_per_second, burst: limits.per_ip_burst };
-    if let Some(refused) = rate_limit(&state, &format!("ip:{client_ip}"), ip_quota, "ip").await {
+    let client_ip = client_ip(&req, limits.trust_forwarded_for);
+    // The credential is checked locally first (no I/O), so that one limiter round trip covers
+    // both the client IP and the principal before any database or cache work.
+    let credential = bearer(&req).map(|raw| state.tenancy.identify(raw)).transpose();
+    let ip_key = format!("ip:{client_ip}");
+    let principal_key =
+        credential.as_ref().ok().and_then(Option::as_ref).map(tenancy::Credential::rate_limit_key);
+    let mut quotas = vec![(
+        ip_key.as_str(),
+        RateQuota { per_second: limits.per_ip_per_second, burst: limits.per_ip_burst },
+    )];
+    if let Some(key) = &principal_key {
+        let quota =
+            RateQuota { per_second: limits.per_principal_per_second, burst: limits.per_principal_burst };
+        quotas.push((key.as_str(), quota));
+    }
+    if let Some(refused) = rate_limit(&state, &quotas).await {
         return refused;
     }
 
@@ -68,9 +82,9 @@ pub(super) async fn execute(
             Err(_) => return graphql_error(ErrorCode::BadUserInput, "X-Workspace-Id is not a valid id"),
         },
     };
-    let actor = match bearer(&req) {
-        None => None,
-        Some(credential) => match state.tenancy.authenticate_bearer(credential).await {
+    let actor = match credential {
+        Ok(None) => None,
+        Ok(Some(credential)) => match state.tenancy.authenticate(credential).await {
             Ok(actor) => Some(actor),
             Err(e) if e.code() == ErrorCode::Internal => {
                 tracing::error!(error = ?e, "authentication failed internally");
@@ -80,14 +94,8 @@ pub(super) async fn execute(
                 return graphql_error(ErrorCode::Unauthenticated, "the credentials are invalid or expired");
             }
         },
+        Err(_) => return graphql_error(ErrorCode::Unauthenticated, "the credentials are invalid or expired"),
     };
-    if let Some(actor) = &actor {
-        let quota =
-            RateQuota { per_second: limits.per_principal_per_second, burst: limits.per_principal_burst };
-        if let Some(refused) = rate_limit(&state, &actor.rate_limit_key(), quota, "principal").await {
-            return refused;
-        }
-    }
 
     let operation = operation_label(request.operation_name.as_deref());
     let request = request.data(RequestContext { actor, workspace_header });
@@ -103,11 +111,12 @@ pub(super) async fn execute(
     HttpResponse::Ok().json(response)
 }
 
-async fn rate_limit(state: &AppState, key: &str, quota: RateQuota, limit: &str) -> Option<HttpResponse> {
-    match state.limiter.check(key, quota).await {
+async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -> Option<HttpResponse> {
+    match state.limiter.check_all(quotas).await {
         Ok(RateDecision::Allowed) => None,
-        Ok(RateDecision::Limited { retry_after }) => {
-            state.metrics.rate_limited.with_label_values(&[limit]).inc();
+        Ok(RateDecision::Limited { retry_after, limit }) => {
+            let which = if limit == 0 { "ip" } else { "principal" };
+            state.metrics.rate_limited.with_label_values(&[which]).inc();
             let seconds = retry_after.as_secs().max(1);
             let body = serde_json::json!({ "errors": [{
                 "message": format!("rate limit exceeded; retry in {seconds} s"),
