@@ -217,7 +217,7 @@ impl Tenancy {
         let session = SessionId::from_uuid(stored.session_id);
         if stored.used_at.is_some() {
             txn.rollback().await?;
-            self.revoke_session(session).await?;
+            self.revoke_session(UserId::from_uuid(stored.user_id), session).await?;
             tracing::warn!(session_id = %session, "refresh token reuse: session family revoked");
             return Err(TenancyError::Unauthenticated);
         }
@@ -234,7 +234,7 @@ impl Tenancy {
             .await?;
         if marked.rows_affected != 1 {
             txn.rollback().await?;
-            self.revoke_session(session).await?;
+            self.revoke_session(UserId::from_uuid(stored.user_id), session).await?;
             return Err(TenancyError::Unauthenticated);
         }
         let account =
@@ -259,13 +259,13 @@ impl Tenancy {
                 .one(self.db().connection())
                 .await?;
             if let Some(stored) = stored.filter(|t| t.user_id == staff.user_id.as_uuid()) {
-                self.revoke_session(SessionId::from_uuid(stored.session_id)).await?;
+                self.revoke_session(staff.user_id, SessionId::from_uuid(stored.session_id)).await?;
             }
         }
-        self.revoke_session(staff.session_id).await
+        self.revoke_session(staff.user_id, staff.session_id).await
     }
 
-    pub(crate) async fn revoke_session(&self, session: SessionId) -> Result<()> {
+    pub(crate) async fn revoke_session(&self, user: UserId, session: SessionId) -> Result<()> {
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RevokedAt, Expr::value(self.now()))
             .filter(refresh_token::Column::SessionId.eq(session.as_uuid()))
@@ -273,7 +273,7 @@ impl Tenancy {
             .exec(self.db().connection())
             .await?;
         let ttl = Duration::from_secs(self.inner.settings.access_token_ttl_secs.max(1) as u64 + 60);
-        self.inner.cache.set(&format!("revoked-session:{session}"), b"1", ttl).await?;
+        self.inner.cache.set(&revoked_session_cache_key(user, session), b"1", ttl).await?;
         Ok(())
     }
 
@@ -287,7 +287,7 @@ impl Tenancy {
             .map(|t| t.session_id)
             .collect();
         for session in sessions {
-            self.revoke_session(SessionId::from_uuid(session)).await?;
+            self.revoke_session(user, SessionId::from_uuid(session)).await?;
         }
         Ok(())
     }
@@ -324,7 +324,7 @@ impl Tenancy {
         };
         // One cache round trip for everything a staff request needs: whether the session was
         // revoked, the user's current roles, and their profile (for `me`).
-        let revoked_key = format!("revoked-session:{}", claims.sid);
+        let revoked_key = revoked_session_cache_key(claims.sub, claims.sid);
         let authz_key = authz_cache_key(claims.sub);
         let profile_key = crate::users::profile_cache_key(claims.sub);
         let [revoked, authz, profile]: [Option<Vec<u8>>; 3] = self
@@ -400,8 +400,14 @@ impl Tenancy {
     }
 }
 
+// Everything cached about one user shares the `{user:…}` hash tag, so the one MGET at
+// authentication stays within one slot on Redis Cluster.
 fn authz_cache_key(user_id: UserId) -> String {
-    format!("authz:{user_id}")
+    format!("{{user:{user_id}}}:authz")
+}
+
+fn revoked_session_cache_key(user_id: UserId, session: SessionId) -> String {
+    format!("{{user:{user_id}}}:revoked-session:{session}")
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -16,7 +16,7 @@ use sea_orm::{
 const INVITATION_TTL_DAYS: i64 = 7;
 
 pub(crate) fn profile_cache_key(user: UserId) -> String {
-    format!("profile:{user}")
+    format!("{{user:{user}}}:profile")
 }
 const MAX_EMAIL_BYTES: usize = 254;
 
