@@ -192,8 +192,11 @@ async fn deactivation_and_role_changes_take_effect_at_once(backend: Backend) {
 async fn the_last_owner_cannot_be_removed(backend: Backend) {
     let app = spawn_app(backend).await;
     let agency = app.agency("Owners").await;
-    let me = app.gql("{ me { id memberships { id role } } }", json!({}), Some(&agency.owner_token)).await;
-    let membership = me.data("me.memberships").as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
+    let me = app
+        .gql("{ me { id memberships { edges { node { id role } } } } }", json!({}), Some(&agency.owner_token))
+        .await;
+    let membership =
+        me.data("me.memberships.edges").as_array().unwrap()[0]["node"]["id"].as_str().unwrap().to_owned();
     app.gql(
         "mutation($m: ID!) { revokeRole(membershipId: $m) { id } }",
         json!({ "m": membership }),

@@ -35,13 +35,15 @@ async fn world(app: &TestApp) -> World {
     let (b_user, _) = app.staff(&b.owner_token, "MARKETER", Some(&b1)).await;
     let memberships = app
         .gql(
-            "query($u: ID!) { user(id: $u) { memberships { id } } }",
+            "query($u: ID!) { user(id: $u) { memberships { edges { node { id } } } } }",
             json!({ "u": b_user }),
             Some(&b.owner_token),
         )
         .await;
-    let b_membership =
-        memberships.data("user.memberships").as_array().unwrap()[0]["id"].as_str().unwrap().to_owned();
+    let b_membership = memberships.data("user.memberships.edges").as_array().unwrap()[0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (a_user, _) = app.staff(&a.owner_token, "VIEWER", Some(&a1)).await;
     World {
         a_owner: a.owner_token,
@@ -219,6 +221,20 @@ async fn an_api_key_reaches_only_its_own_workspace(backend: Backend) {
     .await
     .data("revokeApiKey.revokedAt");
     app.gql("{ workspaces { edges { node { id } } } }", json!({}), key).await.expect_code("UNAUTHENTICATED");
+    let audit = app
+        .gql(
+            "query($w: ID!) { auditLog(workspaceId: $w) { edges { node { action targetId } } } }",
+            json!({ "w": w.a1 }),
+            Some(&w.a_owner),
+        )
+        .await;
+    let entries = audit.data("auditLog.edges").as_array().unwrap();
+    let about_key = |action: &str| {
+        entries
+            .iter()
+            .any(|e| e["node"]["action"] == json!(action) && e["node"]["targetId"] == json!(w.a1_key_id))
+    };
+    assert!(about_key("api_key.created") && about_key("api_key.revoked"), "{}", audit.body);
 }
 
 async fn workspace_staff_see_only_their_workspace(backend: Backend) {

@@ -114,3 +114,77 @@ async fn serve_runs_on_the_embedded_default() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Privacy by default: a full session through the running binary leaves no email, password,
+/// token or key in its logs.
+#[tokio::test]
+async fn logs_carry_no_personal_data_or_secrets() {
+    let dir = temp_dir();
+    let email = "private.person@secret-agency.test";
+    let password = "a very private passphrase";
+    let boot = bootstrap(&dir.0, "Secret Agency", email, password);
+    assert!(boot.status.success());
+    let log_path = dir.0.join("server.log");
+    let mut child = passerelle(&dir.0)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PASSERELLE_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let gql = |query: String, token: Option<String>| {
+        let mut request = client.post(&url).json(&serde_json::json!({ "query": query }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let wrong = gql(
+        format!("mutation {{ login(email: \"{email}\", password: \"wrong {password}\") {{ accessToken }} }}"),
+        None,
+    )
+    .await;
+    assert_eq!(wrong["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let login = gql(
+        format!("mutation {{ login(email: \"{email}\", password: \"{password}\") {{ accessToken refreshToken }} }}"),
+        None,
+    )
+    .await;
+    let access = login["data"]["login"]["accessToken"].as_str().unwrap().to_owned();
+    let refresh = login["data"]["login"]["refreshToken"].as_str().unwrap().to_owned();
+    let workspace =
+        gql("mutation { createWorkspace(input: {name: \"W\"}) { id } }".into(), Some(access.clone())).await;
+    let workspace = workspace["data"]["createWorkspace"]["id"].as_str().unwrap().to_owned();
+    let key = gql(
+        format!("mutation {{ createApiKey(input: {{workspaceId: \"{workspace}\", name: \"k\", kind: WRITE}}) {{ secret }} }}"),
+        Some(access.clone()),
+    )
+    .await;
+    let secret = key["data"]["createApiKey"]["secret"].as_str().unwrap().to_owned();
+    gql("{ workspaces { edges { cursor } } }".into(), Some(secret.clone())).await;
+    gql("{ me { id } }".into(), Some("not.a.valid-token".into())).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("request finished"), "the server must have logged requests: {logs}");
+    for (what, needle) in [
+        ("email", email),
+        ("password", password),
+        ("access token", access.as_str()),
+        ("refresh token", refresh.as_str()),
+        ("API key", secret.as_str()),
+        ("email local part", "private.person"),
+    ] {
+        assert!(!logs.contains(needle), "the logs contain the {what}");
+    }
+}

@@ -438,10 +438,31 @@ impl Tenancy {
         Ok(Page::from_overfetched(rows, page, |r| r.id).map(StaffUser::from))
     }
 
-    /// Roles held by a user the caller may see.
-    pub async fn memberships(&self, actor: &Actor, user_id: UserId) -> Result<Vec<Membership>> {
+    /// Roles held by a user the caller may see, oldest first.
+    pub async fn memberships(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        page: PageRequest,
+    ) -> Result<Page<Membership>> {
         let visible = self.staff_user(actor, user_id).await?;
-        self.user_memberships_raw(visible.id.as_uuid()).await?.into_iter().map(Membership::try_from).collect()
+        let mut query =
+            membership::Entity::find().filter(membership::Column::UserId.eq(visible.id.as_uuid()));
+        if let Some(after) = page.after {
+            query = query.filter(membership::Column::Id.gt(after.position()));
+        }
+        let rows = query
+            .order_by_asc(membership::Column::Id)
+            .limit(page.first + 1)
+            .all(self.db().connection())
+            .await?;
+        let page = Page::from_overfetched(rows, page, |r| r.id);
+        let items = page
+            .items
+            .into_iter()
+            .map(|(cursor, row)| Membership::try_from(row).map(|m| (cursor, m)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, has_next_page: page.has_next_page, has_previous_page: page.has_previous_page })
     }
 }
 

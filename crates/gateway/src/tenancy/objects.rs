@@ -194,9 +194,16 @@ impl User {
         self.0.created_at
     }
     /// Roles the user holds, agency-wide (no workspace) or per workspace.
-    async fn memberships(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Membership>> {
-        let memberships = ctx.tenancy().memberships(ctx.actor()?, self.0.id).await.gql()?;
-        Ok(memberships.into_iter().map(Membership::from).collect())
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn memberships(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Membership>> {
+        let page = page_request(first, after)?;
+        let memberships = ctx.tenancy().memberships(ctx.actor()?, self.0.id, page).await.gql()?;
+        Ok(into_connection(memberships, Membership::from))
     }
 }
 
