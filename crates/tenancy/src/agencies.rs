@@ -1,6 +1,6 @@
 //! Onboarding an agency: the operator's `passerelle bootstrap`.
 
-use crate::{Result, Role, Tenancy, TenancyError, users::normalize_email};
+use crate::{EmailAddress, Name, Result, Role, Tenancy, TenancyError};
 use entity::{agency, membership, user};
 use kernel::{AgencyId, UserId};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
@@ -21,11 +21,8 @@ impl Tenancy {
         owner_email: &str,
         password: &str,
     ) -> Result<Bootstrapped> {
-        let name = agency_name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(TenancyError::invalid("the agency name must have 1 to 200 characters"));
-        }
-        let email = normalize_email(owner_email)?;
+        let name = Name::parse("agency name", agency_name)?.into_inner();
+        let email = EmailAddress::parse(owner_email)?.into_inner();
         Self::check_new_password(password)?;
         let hash = self.inner.passwords.hash(password).await?;
         let now = self.now();
@@ -35,13 +32,9 @@ impl Tenancy {
         }
         let agency_id = AgencyId::new();
         let owner_id = UserId::new();
-        agency::ActiveModel {
-            id: Set(agency_id.as_uuid()),
-            name: Set(name.to_owned()),
-            created_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
+        agency::ActiveModel { id: Set(agency_id.as_uuid()), name: Set(name), created_at: Set(now) }
+            .insert(&txn)
+            .await?;
         user::ActiveModel {
             id: Set(owner_id.as_uuid()),
             agency_id: Set(agency_id.as_uuid()),

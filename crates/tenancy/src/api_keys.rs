@@ -4,7 +4,7 @@
 //! Only a SHA-256 of the whole key is stored, with a short visible prefix for recognition.
 
 use crate::{
-    Actor, ApiKeyActor, Permission, Result, Tenancy, TenancyError,
+    Actor, ApiKeyActor, Name, Permission, Result, Tenancy, TenancyError,
     actor::verified_scope,
     audit::{AuditAction, AuditRecord},
     secrets::{digests_match, random_token, sha256_hex},
@@ -171,10 +171,7 @@ impl Tenancy {
     pub async fn create_api_key(&self, actor: &Actor, input: NewApiKey) -> Result<CreatedApiKey> {
         let staff = actor.staff()?;
         let scope = self.authorize(actor, input.workspace_id, Permission::Administer).await?;
-        let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(TenancyError::invalid("the key name must have 1 to 200 characters"));
-        }
+        let name = Name::parse("key name", &input.name)?.into_inner();
         let mut scopes = input.scopes.clone();
         scopes.sort();
         scopes.dedup();
@@ -194,7 +191,7 @@ impl Tenancy {
         let model = api_key::ActiveModel {
             tenant_id: Set(scope.tenant_id().as_uuid()),
             id: Set(ApiKeyId::new().as_uuid()),
-            name: Set(name.to_owned()),
+            name: Set(name),
             kind: Set(input.kind.as_str().to_owned()),
             scopes: Set(serde_json::json!(scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>())),
             prefix: Set(visible_prefix(input.kind, &secret_part)),

@@ -2,12 +2,11 @@
 //! credential into an [`Actor`].
 
 use crate::{
-    Actor, Result, Role, StaffActor, Tenancy, TenancyError,
+    Actor, EmailAddress, Result, Role, StaffActor, Tenancy, TenancyError,
     audit::{AuditAction, AuditRecord},
     passwords::{PasswordPolicy, Verified},
     secrets::{random_token, sha256_hex},
     tokens::AccessClaims,
-    users::normalize_email,
 };
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{membership, refresh_token, user};
@@ -69,7 +68,8 @@ impl Tenancy {
     /// itself reveals nothing) and lock the email out for a time that doubles per failure.
     #[tracing::instrument(skip_all)]
     pub async fn login(&self, input: LoginInput) -> Result<TokenPair> {
-        let email = normalize_email(&input.email).map_err(|_| TenancyError::InvalidCredentials)?;
+        let email =
+            EmailAddress::parse(&input.email).map_err(|_| TenancyError::InvalidCredentials)?.into_inner();
         if input.password.len() > crate::passwords::MAX_PASSWORD_BYTES {
             return Err(TenancyError::InvalidCredentials);
         }

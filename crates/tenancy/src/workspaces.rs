@@ -1,7 +1,7 @@
 //! Client workspaces: the unit of data isolation.
 
 use crate::{
-    Actor, Permission, Result, Role, Tenancy, TenancyError,
+    Actor, Name, Permission, Result, Role, Tenancy, TenancyError,
     audit::{AuditAction, AuditRecord},
 };
 use chrono::{DateTime, Utc};
@@ -31,11 +31,7 @@ impl From<workspace::Model> for Workspace {
 }
 
 fn parse_name(name: &str) -> Result<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(TenancyError::invalid("the workspace name must have 1 to 200 printable characters"));
-    }
-    Ok(name.to_owned())
+    Ok(Name::parse("workspace name", name)?.into_inner())
 }
 
 impl Tenancy {
