@@ -183,6 +183,16 @@ impl Gql {
             .to_owned()
     }
 
+    /// `field` of every node of the connection at `path`, as strings.
+    pub fn node_strings(&self, path: &str, field: &str) -> Vec<String> {
+        self.data(&format!("{path}.edges"))
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} is not a connection in {}", self.body))
+            .iter()
+            .map(|edge| edge["node"][field].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     /// The first error's `extensions.code`, or `None`.
     pub fn code(&self) -> Option<&str> {
         self.body["errors"][0]["extensions"]["code"].as_str()

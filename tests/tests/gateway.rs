@@ -100,24 +100,12 @@ async fn lists_are_relay_connections(backend: Backend) {
     let query = "query($after: String) { workspaces(first: 2, after: $after) {
         edges { cursor node { name } } pageInfo { hasNextPage hasPreviousPage endCursor } } }";
     let first = app.gql(query, json!({ "after": null }), token).await;
-    let names: Vec<&str> = first
-        .data("workspaces.edges")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["name"].as_str().unwrap())
-        .collect();
+    let names = first.node_strings("workspaces", "name");
     assert_eq!(names, ["one", "two"]);
     assert_eq!(first.data("workspaces.pageInfo.hasNextPage"), &json!(true));
     let end = first.str("workspaces.pageInfo.endCursor");
     let second = app.gql(query, json!({ "after": end }), token).await;
-    let names: Vec<&str> = second
-        .data("workspaces.edges")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["node"]["name"].as_str().unwrap())
-        .collect();
+    let names = second.node_strings("workspaces", "name");
     assert_eq!(names, ["three"]);
     assert_eq!(second.data("workspaces.pageInfo.hasNextPage"), &json!(false));
     assert_eq!(second.data("workspaces.pageInfo.hasPreviousPage"), &json!(true));

@@ -73,6 +73,12 @@ impl<T> Page<T> {
         Self { items, has_next_page, has_previous_page: request.after.is_some() }
     }
 
+    /// Like [`Page::map`] for a conversion that can fail; the first failure is returned.
+    pub fn try_map<U, E>(self, f: impl Fn(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        let items = self.items.into_iter().map(|(c, t)| f(t).map(|u| (c, u))).collect::<Result<_, E>>()?;
+        Ok(Page { items, has_next_page: self.has_next_page, has_previous_page: self.has_previous_page })
+    }
+
     pub fn map<U>(self, f: impl Fn(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(|(c, t)| (c, f(t))).collect(),

@@ -49,6 +49,18 @@ fn temp_dir() -> Dir {
     Dir(dir)
 }
 
+/// What `serve` prints first: the line with the URL.
+async fn first_line_of_stdout(child: &mut std::process::Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap()
+}
+
 #[test]
 fn help_lists_the_subcommands() {
     let dir = temp_dir();
@@ -97,14 +109,7 @@ async fn serve_runs_on_the_embedded_default() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
+    let line = first_line_of_stdout(&mut child).await;
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
     assert!(line.contains("GraphiQL"), "{line}");
     let ready = reqwest::get(url.replace("/graphql", "/readyz")).await.unwrap();
@@ -132,14 +137,7 @@ async fn logs_carry_no_personal_data_or_secrets() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
+    let line = first_line_of_stdout(&mut child).await;
     let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
     let client = reqwest::Client::new();
     let gql = |query: String, token: Option<String>| {

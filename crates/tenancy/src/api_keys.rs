@@ -269,13 +269,7 @@ impl Tenancy {
         }
         let rows = query.order_by_asc(api_key::Column::Id).limit(page.first + 1).all(&txn).await?;
         txn.commit().await?;
-        let page = Page::from_overfetched(rows, page, |r| r.id);
-        let items = page
-            .items
-            .into_iter()
-            .map(|(cursor, row)| ApiKey::try_from(row).map(|k| (cursor, k)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page { items, has_next_page: page.has_next_page, has_previous_page: page.has_previous_page })
+        Page::from_overfetched(rows, page, |r| r.id).try_map(ApiKey::try_from)
     }
 
     /// Verifies a presented key. Unknown, malformed, wrong and revoked keys are all the same

@@ -442,12 +442,6 @@ impl Tenancy {
             .limit(page.first + 1)
             .all(self.db().connection())
             .await?;
-        let page = Page::from_overfetched(rows, page, |r| r.id);
-        let items = page
-            .items
-            .into_iter()
-            .map(|(cursor, row)| Membership::try_from(row).map(|m| (cursor, m)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page { items, has_next_page: page.has_next_page, has_previous_page: page.has_previous_page })
+        Page::from_overfetched(rows, page, |r| r.id).try_map(Membership::try_from)
     }
 }
