@@ -158,7 +158,11 @@ fn parse_key(raw: &str) -> Option<ParsedKey<'_>> {
     };
     let (workspace, secret) = rest.split_once('_')?;
     let workspace = uuid::Uuid::try_parse(workspace).ok().map(WorkspaceId::from_uuid)?;
-    (secret.len() > VISIBLE_SECRET_CHARS).then_some(ParsedKey { kind, workspace, secret })
+    // Keys are base64url; anything else is not one of ours (and slicing the visible prefix
+    // below relies on single-byte characters).
+    let well_formed = secret.len() > VISIBLE_SECRET_CHARS
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then_some(ParsedKey { kind, workspace, secret })
 }
 
 fn visible_prefix(kind: ApiKeyKind, secret: &str) -> String {
@@ -332,5 +336,8 @@ mod tests {
         assert!(parse_key("pss_nothex_abcdefghijk").is_none());
         assert!(parse_key(&format!("psw_{}_short", ws.as_uuid().simple())).is_none());
         assert!(parse_key(&"pss_".repeat(100)).is_none());
+        let multibyte = format!("pss_{}_ééééééééééé", ws.as_uuid().simple());
+        assert!(parse_key(&multibyte).is_none());
+        assert!(rate_limit_key(&multibyte).is_none());
     }
 }
