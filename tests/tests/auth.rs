@@ -14,7 +14,8 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(backend: Backend) {
     let agency = app.agency("Rotation").await;
     let first = app.login(&agency.owner_email, OWNER_PASSWORD).await;
 
-    let rotated = app.gql(REFRESH, json!({ "t": first.refresh_token }), None).await;
+    // A client still sending its stale access token can refresh all the same.
+    let rotated = app.gql(REFRESH, json!({ "t": first.refresh_token }), Some("expired.or.garbage")).await;
     let second_refresh = rotated.str("refreshToken.refreshToken");
     let second_access = rotated.str("refreshToken.accessToken");
     assert_ne!(second_refresh, first.refresh_token);
@@ -222,7 +223,55 @@ async fn the_last_owner_cannot_be_removed(backend: Backend) {
     .expect_code("FORBIDDEN");
 }
 
+async fn parallel_guesses_cannot_outrun_the_lockout(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.auth.lockout_threshold = 3;
+        s.auth.lockout_base_secs = 60;
+    })
+    .await;
+    let agency = app.agency("Parallel").await;
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }";
+    let guesses = (0..12).map(|i| {
+        let variables = json!({ "e": agency.owner_email, "p": format!("wrong guess number {i}") });
+        app.gql(login, variables, None)
+    });
+    let answers = futures::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|a| a.code() == Some("UNAUTHENTICATED")).count();
+    let refused = answers.iter().filter(|a| a.code() == Some("RATE_LIMITED")).count();
+    assert_eq!(checked + refused, 12);
+    assert!(checked <= 3, "only the threshold's worth of guesses may be checked, {checked} were");
+    app.gql(login, json!({ "e": agency.owner_email, "p": OWNER_PASSWORD }), None)
+        .await
+        .expect_code("RATE_LIMITED");
+}
+
+async fn a_deactivated_owner_does_not_count_as_the_remaining_owner(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let agency = app.agency("Owners two").await;
+    let (second_owner, _) = app.staff(&agency.owner_token, "OWNER", None).await;
+    app.gql(
+        "mutation($u: ID!) { deactivateUser(userId: $u) { active } }",
+        json!({ "u": second_owner }),
+        Some(&agency.owner_token),
+    )
+    .await
+    .data("deactivateUser.active");
+    let me = app
+        .gql("{ me { memberships { edges { node { id } } } } }", json!({}), Some(&agency.owner_token))
+        .await;
+    let own = me.node_strings("me.memberships", "id")[0].clone();
+    app.gql(
+        "mutation($m: ID!) { revokeRole(membershipId: $m) { id } }",
+        json!({ "m": own }),
+        Some(&agency.owner_token),
+    )
+    .await
+    .expect_code("CONFLICT");
+}
+
 on_both_backends!(
+    parallel_guesses_cannot_outrun_the_lockout,
+    a_deactivated_owner_does_not_count_as_the_remaining_owner,
     refresh_tokens_rotate_and_reuse_revokes_the_family,
     logout_revokes_the_session,
     failed_logins_lock_out_without_revealing_the_email,

@@ -39,6 +39,11 @@ async fn query_limits_refuse_before_resolving(backend: Backend) {
         "{}",
         complex.body
     );
+    // Huge `first` values cannot overflow the complexity arithmetic into a small number.
+    let overflow = app
+        .gql("{ users(first: 2147483647) { edges { node { memberships(first: 2147483647) { edges { node { id } } } } } } }", json!({}), token)
+        .await;
+    overflow.expect_code("BAD_USER_INPUT");
     // Within limits, the same shapes work.
     app.gql("{ a: me { id } b: me { id } }", json!({}), token).await.data("a.id");
     // A failed validation never ran a resolver: no workspace was created.

@@ -180,6 +180,12 @@ async fn an_api_key_reaches_only_its_own_workspace(backend: Backend) {
     )
     .await
     .expect_code("FORBIDDEN");
+    // Any scope may read; administering needs the admin scope.
+    let (_, admin_key) = app.create_api_key(&w.a_owner, &w.a1, "SECRET", &["ADMIN"]).await;
+    app.gql("query($w: ID!) { workspace(id: $w) { id } }", json!({ "w": w.a1 }), Some(&admin_key))
+        .await
+        .data("workspace.id");
+    app.gql("{ apiKeys { edges { node { id } } } }", json!({}), Some(&admin_key)).await.data("apiKeys");
     // A write key is for ingestion only.
     app.gql("query($w: ID!) { workspace(id: $w) { id } }", json!({ "w": w.a1 }), Some(&w.a1_write_key))
         .await
@@ -277,6 +283,13 @@ async fn workspace_staff_see_only_their_workspace(backend: Backend) {
     app.gql("{ auditLog { edges { node { id } } } }", json!({}), Some(&a1_admin))
         .await
         .expect_code("FORBIDDEN");
+    // Nor does it see the agency's whole staff (people of other clients' workspaces).
+    app.gql("{ users { edges { node { email } } } }", json!({}), Some(&a1_admin))
+        .await
+        .expect_code("FORBIDDEN");
+    app.gql("query($u: ID!) { user(id: $u) { email } }", json!({ "u": w.a_user }), Some(&a1_admin))
+        .await
+        .expect_code("NOT_FOUND");
 }
 
 /// What each agency-wide role may do: `true` allowed, `false` refused with FORBIDDEN.

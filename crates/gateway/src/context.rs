@@ -7,6 +7,10 @@ use tenancy::Actor;
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub actor: Option<Actor>,
+    /// A bearer credential was sent but is invalid or expired. Operations that need no
+    /// caller (`login`, `refreshToken`) still run, so a client holding a stale access token
+    /// can still refresh it.
+    pub credential_rejected: bool,
     /// The `X-Workspace-Id` header, when sent.
     pub workspace_header: Option<WorkspaceId>,
 }
@@ -26,10 +30,15 @@ impl ContextExt for Context<'_> {
     }
 
     fn actor(&self) -> async_graphql::Result<&Actor> {
-        self.request()
-            .actor
-            .as_ref()
-            .ok_or_else(|| coded(ErrorCode::Unauthenticated, "authentication required"))
+        let request = self.request();
+        request.actor.as_ref().ok_or_else(|| {
+            let message = if request.credential_rejected {
+                "the credentials are invalid or expired"
+            } else {
+                "authentication required"
+            };
+            coded(ErrorCode::Unauthenticated, message)
+        })
     }
 
     fn tenancy(&self) -> &tenancy::Tenancy {

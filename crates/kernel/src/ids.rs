@@ -69,6 +69,11 @@ id_type!(MembershipId, "membership id");
 id_type!(ApiKeyId, "API key id");
 id_type!(AuditEntryId, "audit entry id");
 id_type!(
+    /// What an audit entry is about: a user, a key, a workspace… (its action says which).
+    AuditTargetId,
+    "audit target id"
+);
+id_type!(
     /// A login session: the family of refresh tokens that descend from one login.
     SessionId,
     "session id"

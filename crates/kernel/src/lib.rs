@@ -9,6 +9,7 @@ pub mod page;
 pub use clock::{Clock, SystemClock};
 pub use error_code::ErrorCode;
 pub use ids::{
-    AgencyId, ApiKeyId, AuditEntryId, IdParseError, MembershipId, SessionId, TenantId, UserId, WorkspaceId,
+    AgencyId, ApiKeyId, AuditEntryId, AuditTargetId, IdParseError, MembershipId, SessionId, TenantId, UserId,
+    WorkspaceId,
 };
 pub use page::{Cursor, CursorError, Page, PageRequest};

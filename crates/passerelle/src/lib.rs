@@ -27,8 +27,9 @@ impl Services {
         let db = Db::connect(&settings.app_database_url()).await.context("connecting to the database")?;
         if db.role_bypasses_row_security().await? {
             tracing::warn!(
-                "the database role of DATABASE_URL is a superuser or has BYPASSRLS: row-level \
-                 security does not protect tenant data; connect as a non-owner role (see README)"
+                "the database role of DATABASE_URL owns the tables, is a superuser or has \
+                 BYPASSRLS: row-level security does not fully protect tenant data; connect as a \
+                 non-owner role and migrate with PASSERELLE_MIGRATION_DATABASE_URL (see README)"
             );
         }
         let cache = match &settings.redis_url {

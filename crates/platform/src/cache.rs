@@ -141,6 +141,35 @@ impl Cache {
         }
     }
 
+    /// Sets the key only if it does not exist; `true` when this call set it. A lease: whoever
+    /// gets `true` holds it until they delete it or it expires.
+    pub async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, PlatformError> {
+        let key = self.key(key);
+        match &self.inner {
+            CacheBackend::Memory(store) => {
+                let now = Instant::now();
+                let mut store = lock(store);
+                if store.live(&key, now).is_some() {
+                    return Ok(false);
+                }
+                store.insert(key, value.to_vec(), Some(now + ttl), now);
+                Ok(true)
+            }
+            CacheBackend::Redis(conn) => {
+                let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis)
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(set.is_some())
+            }
+        }
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), PlatformError> {
         let key = self.key(key);
         match &self.inner {
@@ -222,6 +251,8 @@ mod tests {
         assert_eq!(cache.increment("n", Duration::from_secs(5)).await.unwrap(), 1);
         assert_eq!(cache.increment("n", Duration::from_secs(5)).await.unwrap(), 2);
         cache.delete("n").await.unwrap();
+        assert!(cache.set_if_absent("lease", b"1", Duration::from_secs(5)).await.unwrap());
+        assert!(!cache.set_if_absent("lease", b"1", Duration::from_secs(5)).await.unwrap());
         cache.set("b", b"2", Duration::from_secs(5)).await.unwrap();
         assert_eq!(cache.get_many(&["missing", "b"]).await.unwrap(), vec![None, Some(b"2".to_vec())]);
         assert_eq!(cache.increment("n", Duration::from_secs(5)).await.unwrap(), 1);

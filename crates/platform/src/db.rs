@@ -71,8 +71,9 @@ impl Db {
         Ok(())
     }
 
-    /// Warns when the app role could read past row-level security: a deployment mistake that
-    /// silently turns off the database half of tenant isolation.
+    /// Whether the app role is more than it should be: a superuser or `BYPASSRLS` role (row-level
+    /// security does not bind it) or the owner of the tables (it could turn RLS off). Either is
+    /// a deployment mistake that weakens the database half of tenant isolation.
     pub async fn role_bypasses_row_security(&self) -> Result<bool, PlatformError> {
         if self.backend != Backend::Postgres {
             return Ok(false);
@@ -81,7 +82,9 @@ impl Db {
             .conn
             .query_one_raw(Statement::from_string(
                 DbBackend::Postgres,
-                "SELECT (rolsuper OR rolbypassrls) AS bypass FROM pg_roles WHERE rolname = current_user",
+                "SELECT (rolsuper OR rolbypassrls OR EXISTS (
+                     SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user
+                 )) AS bypass FROM pg_roles WHERE rolname = current_user",
             ))
             .await?;
         Ok(match row {

@@ -52,7 +52,8 @@ pub struct RateLimits {
     /// Sustained requests per second allowed for one API key or one staff user.
     pub per_principal_per_second: f64,
     pub per_principal_burst: u32,
-    /// Take the client IP from the first `X-Forwarded-For` hop (only behind a trusted proxy).
+    /// Take the client IP from the last `X-Forwarded-For` hop, the one the trusted proxy in
+    /// front of us appended (enable only behind such a proxy).
     pub trust_forwarded_for: bool,
 }
 
@@ -147,8 +148,14 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The error names the line and the problem but never quotes the file: the offending line
+    /// may hold a database password or a signing key.
     pub fn from_toml(text: &str) -> Result<Self, PlatformError> {
-        toml::from_str(text).map_err(|e| PlatformError::Config(format!("passerelle.toml: {e}")))
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| text.get(..span.start).unwrap_or(text).lines().count().max(1));
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            PlatformError::Config(format!("passerelle.toml{at}: {}", e.message()))
+        })
     }
 
     /// Every environment variable the product reads, in one place (the README's table).
@@ -295,6 +302,9 @@ mod tests {
         let err = s.apply_env(|k| (k == "PASSERELLE_GRAPHIQL").then(|| "maybe".into())).unwrap_err();
         assert!(err.to_string().contains("PASSERELLE_GRAPHIQL"));
         assert!(Settings::from_toml("unknown_key = 1").is_err());
+        let secret = Settings::from_toml("graphiql = true\ndatabase_url = 42 # postgres://app:hunter2@db\n");
+        let message = secret.unwrap_err().to_string();
+        assert!(message.contains("line 2") && !message.contains("hunter2"), "{message}");
         s.database_url = Some("mysql://x".into());
         assert!(s.validate().is_err());
     }

@@ -30,11 +30,13 @@ impl Permission {
         }
     }
 
-    fn required_scope(self) -> ApiKeyScope {
+    /// Reading needs any scope (a key that may write or administer may also look); writing
+    /// and administering need their own scope.
+    fn allowed_by(self, scopes: &[ApiKeyScope]) -> bool {
         match self {
-            Self::Read | Self::Analyze => ApiKeyScope::Read,
-            Self::Write => ApiKeyScope::Write,
-            Self::Administer => ApiKeyScope::Admin,
+            Self::Read | Self::Analyze => !scopes.is_empty(),
+            Self::Write => scopes.contains(&ApiKeyScope::Write),
+            Self::Administer => scopes.contains(&ApiKeyScope::Admin),
         }
     }
 }
@@ -72,11 +74,6 @@ impl StaffActor {
         direct.max(self.agency_role)
     }
 
-    /// The strongest role the user holds anywhere in the agency.
-    pub fn highest_role(&self) -> Option<Role> {
-        self.workspace_roles.iter().map(|(_, r)| *r).max().max(self.agency_role)
-    }
-
     pub fn require_agency_role(&self, minimum: Role) -> Result<()> {
         match self.agency_role {
             Some(role) if role >= minimum => Ok(()),
@@ -110,7 +107,7 @@ impl Tenancy {
                 if key.workspace_id != workspace {
                     return Err(TenancyError::NotFound);
                 }
-                if key.kind != ApiKeyKind::Secret || !key.scopes.contains(&permission.required_scope()) {
+                if key.kind != ApiKeyKind::Secret || !permission.allowed_by(&key.scopes) {
                     return Err(TenancyError::Forbidden);
                 }
             }

@@ -3,7 +3,7 @@
 use crate::{Actor, Permission, Result, Role, Tenancy, TenancyError};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
-use kernel::{AgencyId, ApiKeyId, AuditEntryId, Page, PageRequest, UserId, WorkspaceId};
+use kernel::{AgencyId, ApiKeyId, AuditEntryId, AuditTargetId, Page, PageRequest, UserId, WorkspaceId};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -48,7 +48,7 @@ pub struct AuditEntry {
     pub actor_user_id: Option<UserId>,
     pub actor_api_key_id: Option<ApiKeyId>,
     pub action: String,
-    pub target_id: Option<uuid::Uuid>,
+    pub target_id: Option<AuditTargetId>,
     pub details: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
@@ -183,7 +183,7 @@ impl Tenancy {
             actor_user_id: r.actor_user_id.map(UserId::from_uuid),
             actor_api_key_id: r.actor_api_key_id.map(ApiKeyId::from_uuid),
             action: r.action,
-            target_id: r.target_id,
+            target_id: r.target_id.map(AuditTargetId::from_uuid),
             details: r.details,
             created_at: r.created_at,
         }))

@@ -19,6 +19,10 @@ use std::time::Duration;
 
 /// How long the computed roles of a user are cached. Role changes and deactivation delete the
 /// entry, so this bounds staleness only if that deletion is lost.
+/// How long one login attempt may hold its email's lease (it is released when the attempt
+/// ends; the expiry only matters if the process dies mid-attempt).
+const LOGIN_ATTEMPT_LEASE: Duration = Duration::from_secs(15);
+
 pub(crate) const AUTHZ_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// A bearer credential checked locally, not yet against the database or cache.
@@ -75,15 +79,26 @@ impl Tenancy {
         }
         let lock_key = format!("login-lock:{}", sha256_hex(&email));
         self.refuse_if_locked(&lock_key).await?;
+        // One attempt per email at a time: without this lease, attempts sent in parallel would
+        // all pass the lock check above before the first failure is counted.
+        let lease_key = format!("{lock_key}:attempt");
+        if !self.inner.cache.set_if_absent(&lease_key, b"1", LOGIN_ATTEMPT_LEASE).await? {
+            return Err(TenancyError::RateLimited { retry_after: Duration::from_secs(1) });
+        }
+        let outcome = self.check_password(&email, &input.password, &lock_key).await;
+        self.inner.cache.delete(&lease_key).await?;
+        outcome
+    }
 
+    async fn check_password(&self, email: &str, password: &str, lock_key: &str) -> Result<TokenPair> {
         let found =
-            user::Entity::find().filter(user::Column::Email.eq(&email)).one(self.db().connection()).await?;
+            user::Entity::find().filter(user::Column::Email.eq(email)).one(self.db().connection()).await?;
         let outcome = match (&found, found.as_ref().and_then(|u| u.password_hash.as_deref())) {
             (Some(account), Some(stored)) if account.active => {
-                self.inner.passwords.verify(&input.password, stored).await?
+                self.inner.passwords.verify(password, stored).await?
             }
             _ => {
-                self.inner.passwords.burn_equal_time(&input.password).await;
+                self.inner.passwords.burn_equal_time(password).await;
                 Verified::Invalid
             }
         };
@@ -106,7 +121,7 @@ impl Tenancy {
                 self.start_session(user_id, agency_id).await
             }
             (account, _) => {
-                self.count_failure(&lock_key).await?;
+                self.count_failure(lock_key).await?;
                 if let Some(account) = account {
                     let user_id = UserId::from_uuid(account.id);
                     let agency_id = AgencyId::from_uuid(account.agency_id);
@@ -245,6 +260,11 @@ impl Tenancy {
         let user_id = UserId::from_uuid(account.id);
         let refresh = self.issue_refresh_token(&txn, user_id, session).await?;
         txn.commit().await?;
+        if self.inner.cache.get(&revoked_session_cache_key(user_id, session)).await?.is_some() {
+            // Logged out while we were rotating: the token just issued must not outlive it.
+            self.revoke_session(user_id, session).await?;
+            return Err(TenancyError::Unauthenticated);
+        }
         self.token_pair(user_id, AgencyId::from_uuid(account.agency_id), session, refresh)
     }
 
@@ -265,15 +285,18 @@ impl Tenancy {
         self.revoke_session(staff.user_id, staff.session_id).await
     }
 
+    /// Revokes a session: first the marker every request and refresh checks, then the stored
+    /// refresh tokens. In that order, a refresh racing this call either sees the marker or
+    /// has committed its new token before the update below revokes it.
     pub(crate) async fn revoke_session(&self, user: UserId, session: SessionId) -> Result<()> {
+        let ttl = Duration::from_secs(self.inner.settings.access_token_ttl_secs.max(1) as u64 + 60);
+        self.inner.cache.set(&revoked_session_cache_key(user, session), b"1", ttl).await?;
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::RevokedAt, Expr::value(self.now()))
             .filter(refresh_token::Column::SessionId.eq(session.as_uuid()))
             .filter(refresh_token::Column::RevokedAt.is_null())
             .exec(self.db().connection())
             .await?;
-        let ttl = Duration::from_secs(self.inner.settings.access_token_ttl_secs.max(1) as u64 + 60);
-        self.inner.cache.set(&revoked_session_cache_key(user, session), b"1", ttl).await?;
         Ok(())
     }
 

@@ -15,6 +15,17 @@ use sea_orm::{
 
 const INVITATION_TTL_DAYS: i64 = 7;
 
+/// Serialises changes to an agency's owners (`SELECT … FOR UPDATE` on PostgreSQL; SQLite
+/// allows one writer at a time anyway).
+async fn lock_agency<C: sea_orm::ConnectionTrait>(conn: &C, agency: AgencyId) -> Result<()> {
+    entity::agency::Entity::find_by_id(agency.as_uuid())
+        .lock_exclusive()
+        .one(conn)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    Ok(())
+}
+
 pub(crate) fn profile_cache_key(user: UserId) -> String {
     format!("{{user:{user}}}:profile")
 }
@@ -241,6 +252,7 @@ impl Tenancy {
         let target = self.agency_user(staff.agency_id, user_id).await?;
         self.require_may_grant(staff, workspace, role).await?;
         let txn = self.db().connection().begin().await?;
+        lock_agency(&txn, staff.agency_id).await?;
         let existing = membership::Entity::find()
             .filter(membership::Column::UserId.eq(target.id))
             .filter(match workspace {
@@ -285,17 +297,28 @@ impl Tenancy {
         granter.is_some_and(|g| g.may_grant(held))
     }
 
+    /// Refuses a change that would leave the agency without an active agency-wide owner. Call
+    /// it inside a transaction that first ran [`lock_agency`], so two owners cannot demote
+    /// each other at the same moment.
     async fn ensure_another_owner<C: sea_orm::ConnectionTrait>(
         &self,
         conn: &C,
         agency: AgencyId,
         leaving: uuid::Uuid,
     ) -> Result<()> {
-        let others = membership::Entity::find()
+        let owners: Vec<uuid::Uuid> = membership::Entity::find()
             .filter(membership::Column::AgencyId.eq(agency.as_uuid()))
             .filter(membership::Column::WorkspaceId.is_null())
             .filter(membership::Column::Role.eq(Role::Owner.as_str()))
             .filter(membership::Column::UserId.ne(leaving))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        let others = user::Entity::find()
+            .filter(user::Column::Id.is_in(owners))
+            .filter(user::Column::Active.eq(true))
             .count(conn)
             .await?;
         if others == 0 {
@@ -308,6 +331,7 @@ impl Tenancy {
     pub async fn revoke_role(&self, actor: &Actor, membership_id: MembershipId) -> Result<Membership> {
         let staff = actor.staff()?;
         let txn = self.db().connection().begin().await?;
+        lock_agency(&txn, staff.agency_id).await?;
         let found = membership::Entity::find_by_id(membership_id.as_uuid())
             .filter(membership::Column::AgencyId.eq(staff.agency_id.as_uuid()))
             .one(&txn)
@@ -348,25 +372,30 @@ impl Tenancy {
         if user_id == staff.user_id {
             return Err(TenancyError::Conflict("you cannot deactivate yourself".into()));
         }
-        let memberships = self.user_memberships_raw(target.id).await?;
+        let txn = self.db().connection().begin().await?;
+        lock_agency(&txn, staff.agency_id).await?;
+        let memberships =
+            membership::Entity::find().filter(membership::Column::UserId.eq(target.id)).all(&txn).await?;
         for m in &memberships {
             let role: Role = m.role.parse()?;
             if role == Role::Owner && staff.agency_role != Some(Role::Owner) {
                 return Err(TenancyError::Forbidden);
             }
             if role == Role::Owner && m.workspace_id.is_none() {
-                self.ensure_another_owner(self.db().connection(), staff.agency_id, target.id).await?;
+                self.ensure_another_owner(&txn, staff.agency_id, target.id).await?;
             }
         }
         let updated = user::ActiveModel { id: Set(target.id), active: Set(false), ..Default::default() }
-            .update(self.db().connection())
+            .update(&txn)
             .await?;
-        self.forget_authz(user_id).await?;
-        self.revoke_all_sessions(user_id).await?;
-        self.audit(
+        self.audit_with(
+            &txn,
             AuditRecord::by_actor(staff.agency_id, actor, AuditAction::UserDeactivated).target(target.id),
         )
         .await?;
+        txn.commit().await?;
+        self.forget_authz(user_id).await?;
+        self.revoke_all_sessions(user_id).await?;
         Ok(StaffUser::from(updated))
     }
 
@@ -376,14 +405,6 @@ impl Tenancy {
             .one(self.db().connection())
             .await?
             .ok_or(TenancyError::NotFound)
-    }
-
-    async fn user_memberships_raw(&self, user: uuid::Uuid) -> Result<Vec<membership::Model>> {
-        Ok(membership::Entity::find()
-            .filter(membership::Column::UserId.eq(user))
-            .order_by_asc(membership::Column::Id)
-            .all(self.db().connection())
-            .await?)
     }
 
     /// The caller's own account. Front ends ask for it on every page, so it is served from
@@ -399,22 +420,22 @@ impl Tenancy {
         Ok(user)
     }
 
-    /// A user of the caller's agency. Anyone may see themselves; admins see everyone.
+    /// A user of the caller's agency. Anyone may see themselves; agency-wide admins see
+    /// everyone. (A workspace's admin does not see the agency's whole staff: names, emails and
+    /// roles in other clients' workspaces are beyond their scope.)
     pub async fn staff_user(&self, actor: &Actor, user_id: UserId) -> Result<StaffUser> {
         let staff = actor.staff()?;
-        if user_id != staff.user_id && staff.highest_role().is_none_or(|r| r < Role::Admin) {
+        if user_id != staff.user_id && staff.agency_role.is_none_or(|r| r < Role::Admin) {
             return Err(TenancyError::NotFound);
         }
         Ok(StaffUser::from(self.agency_user(staff.agency_id, user_id).await?))
     }
 
-    /// The agency's staff, for anyone who administers the agency or one of its workspaces.
+    /// The agency's staff, for agency-wide admins.
     #[tracing::instrument(skip_all)]
     pub async fn staff_users(&self, actor: &Actor, page: PageRequest) -> Result<Page<StaffUser>> {
         let staff = actor.staff()?;
-        if staff.highest_role().is_none_or(|r| r < Role::Admin) {
-            return Err(TenancyError::Forbidden);
-        }
+        staff.require_agency_role(Role::Admin)?;
         let mut query = user::Entity::find().filter(user::Column::AgencyId.eq(staff.agency_id.as_uuid()));
         if let Some(after) = page.after {
             query = query.filter(user::Column::Id.gt(after.position()));

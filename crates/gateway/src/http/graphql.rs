@@ -82,23 +82,21 @@ pub(super) async fn execute(
             Err(_) => return graphql_error(ErrorCode::BadUserInput, "X-Workspace-Id is not a valid id"),
         },
     };
-    let actor = match credential {
-        Ok(None) => None,
+    let (actor, credential_rejected) = match credential {
+        Ok(None) => (None, false),
         Ok(Some(credential)) => match state.tenancy.authenticate(credential).await {
-            Ok(actor) => Some(actor),
+            Ok(actor) => (Some(actor), false),
             Err(e) if e.code() == ErrorCode::Internal => {
                 tracing::error!(error = ?e, "authentication failed internally");
                 return graphql_error(ErrorCode::Internal, "internal error");
             }
-            Err(_) => {
-                return graphql_error(ErrorCode::Unauthenticated, "the credentials are invalid or expired");
-            }
+            Err(_) => (None, true),
         },
-        Err(_) => return graphql_error(ErrorCode::Unauthenticated, "the credentials are invalid or expired"),
+        Err(_) => (None, true),
     };
 
     let operation = operation_label(request.operation_name.as_deref());
-    let request = request.data(RequestContext { actor, workspace_header });
+    let request = request.data(RequestContext { actor, credential_rejected, workspace_header });
     let mut response = state.schema.execute(request).await;
     crate::limits::ensure_codes(&mut response.errors);
     let outcome = if response.errors.is_empty() { "ok" } else { "error" };
@@ -164,16 +162,18 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(credential.trim())
 }
 
+/// The peer address, or behind a trusted proxy the address that proxy saw: the right-most
+/// `X-Forwarded-For` hop, the only one a client cannot write itself.
 fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
     if trust_forwarded_for
-        && let Some(first_hop) = req
+        && let Some(proxy_seen) = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse::<IpAddr>().ok())
     {
-        return first_hop.to_string();
+        return proxy_seen.to_string();
     }
     req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }

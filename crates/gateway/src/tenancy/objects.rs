@@ -109,7 +109,7 @@ impl Workspace {
         self.0.created_at
     }
     /// The workspace's API keys (admins only).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
@@ -194,7 +194,7 @@ impl User {
         self.0.created_at
     }
     /// Roles the user holds, agency-wide (no workspace) or per workspace.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
     async fn memberships(
         &self,
         ctx: &Context<'_>,

@@ -17,7 +17,7 @@ impl TenancyQuery {
     }
 
     /// The workspaces the caller may see.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
     async fn workspaces(
         &self,
         ctx: &Context<'_>,
@@ -36,7 +36,7 @@ impl TenancyQuery {
     }
 
     /// The agency's staff (admins).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -54,7 +54,7 @@ impl TenancyQuery {
     }
 
     /// API keys of a workspace (`workspaceId`, else the `X-Workspace-Id` header).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
@@ -70,7 +70,7 @@ impl TenancyQuery {
 
     /// Security-relevant actions, newest first: the whole agency for agency admins, or one
     /// workspace's (`workspaceId` or the `X-Workspace-Id` header).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
