@@ -214,3 +214,38 @@ on_both_backends!(
     introspection_and_graphiql_can_be_switched_off,
     rate_limits_per_ip_and_per_key,
 );
+
+/// `/readyz` follows the cache: a Redis of the test's own is stopped under the running app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_cache_goes_away() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (see .ci/run)");
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut connected = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(connected, "the test's redis-server did not start");
+    let app = spawn_app_with(Backend::Sqlite, move |s| s.redis_url = Some(url)).await;
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let down = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(down.status(), 503);
+    let body: serde_json::Value = down.json().await.unwrap();
+    assert_eq!(body, json!({ "database": "ok", "cache": "unavailable" }));
+    // Liveness is about the process, not its dependencies.
+    assert_eq!(app.client.get(app.url("/livez")).send().await.unwrap().status(), 200);
+}
