@@ -6,6 +6,7 @@ pub mod cache;
 pub mod db;
 pub mod error;
 pub mod metrics;
+pub mod paging;
 pub mod rate_limit;
 pub mod settings;
 pub mod telemetry;

@@ -13,9 +13,8 @@ use chrono::{DateTime, Utc};
 use entity::api_key;
 use kernel::{ApiKeyId, Page, PageRequest, WorkspaceId};
 use platform::TenantScope;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use platform::paging::{Order, keyset};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 const SECRET_PREFIX: &str = "pss_";
 const WRITE_PREFIX: &str = "psw_";
@@ -266,12 +265,8 @@ impl Tenancy {
     ) -> Result<Page<ApiKey>> {
         let scope = self.authorize(actor, workspace, Permission::Administer).await?;
         let txn = scope.begin(self.db()).await?;
-        let mut query =
-            api_key::Entity::find().filter(api_key::Column::TenantId.eq(scope.tenant_id().as_uuid()));
-        if let Some(after) = page.after {
-            query = query.filter(api_key::Column::Id.gt(after.position()));
-        }
-        let rows = query.order_by_asc(api_key::Column::Id).limit(page.first + 1).all(&txn).await?;
+        let query = api_key::Entity::find().filter(api_key::Column::TenantId.eq(scope.tenant_id().as_uuid()));
+        let rows = keyset(query, api_key::Column::Id, page, Order::OldestFirst).all(&txn).await?;
         txn.commit().await?;
         Page::from_overfetched(rows, page, |r| r.id).try_map(ApiKey::try_from)
     }

@@ -4,9 +4,8 @@ use crate::{Actor, Permission, Result, Role, Tenancy, TenancyError};
 use chrono::{DateTime, Utc};
 use entity::audit_entry;
 use kernel::{AgencyId, ApiKeyId, AuditEntryId, AuditTargetId, Page, PageRequest, UserId, WorkspaceId};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use platform::paging::{Order, keyset};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {
@@ -169,12 +168,7 @@ impl Tenancy {
         if let Some(w) = only_workspace {
             query = query.filter(audit_entry::Column::WorkspaceId.eq(w.as_uuid()));
         }
-        if let Some(after) = page.after {
-            query = query.filter(audit_entry::Column::Id.lt(after.position()));
-        }
-        let rows = query
-            .order_by_desc(audit_entry::Column::Id)
-            .limit(page.first + 1)
+        let rows = keyset(query, audit_entry::Column::Id, page, Order::NewestFirst)
             .all(self.db().connection())
             .await?;
         Ok(Page::from_overfetched(rows, page, |r| r.id).map(|r| AuditEntry {

@@ -8,9 +8,10 @@ use crate::{
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{membership, user};
 use kernel::{AgencyId, MembershipId, Page, PageRequest, UserId, WorkspaceId};
+use platform::paging::{Order, keyset};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
 };
 
 const INVITATION_TTL_DAYS: i64 = 7;
@@ -436,12 +437,9 @@ impl Tenancy {
     pub async fn staff_users(&self, actor: &Actor, page: PageRequest) -> Result<Page<StaffUser>> {
         let staff = actor.staff()?;
         staff.require_agency_role(Role::Admin)?;
-        let mut query = user::Entity::find().filter(user::Column::AgencyId.eq(staff.agency_id.as_uuid()));
-        if let Some(after) = page.after {
-            query = query.filter(user::Column::Id.gt(after.position()));
-        }
+        let query = user::Entity::find().filter(user::Column::AgencyId.eq(staff.agency_id.as_uuid()));
         let rows =
-            query.order_by_asc(user::Column::Id).limit(page.first + 1).all(self.db().connection()).await?;
+            keyset(query, user::Column::Id, page, Order::OldestFirst).all(self.db().connection()).await?;
         Ok(Page::from_overfetched(rows, page, |r| r.id).map(StaffUser::from))
     }
 
@@ -453,14 +451,8 @@ impl Tenancy {
         page: PageRequest,
     ) -> Result<Page<Membership>> {
         let visible = self.staff_user(actor, user_id).await?;
-        let mut query =
-            membership::Entity::find().filter(membership::Column::UserId.eq(visible.id.as_uuid()));
-        if let Some(after) = page.after {
-            query = query.filter(membership::Column::Id.gt(after.position()));
-        }
-        let rows = query
-            .order_by_asc(membership::Column::Id)
-            .limit(page.first + 1)
+        let query = membership::Entity::find().filter(membership::Column::UserId.eq(visible.id.as_uuid()));
+        let rows = keyset(query, membership::Column::Id, page, Order::OldestFirst)
             .all(self.db().connection())
             .await?;
         Page::from_overfetched(rows, page, |r| r.id).try_map(Membership::try_from)

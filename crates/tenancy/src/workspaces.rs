@@ -7,9 +7,8 @@ use crate::{
 use chrono::{DateTime, Utc};
 use entity::workspace;
 use kernel::{AgencyId, Page, PageRequest, WorkspaceId};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use platform::paging::{Order, keyset};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -99,12 +98,7 @@ impl Tenancy {
                 query = query.filter(workspace::Column::Id.eq(key.workspace_id.as_uuid()));
             }
         }
-        if let Some(after) = page.after {
-            query = query.filter(workspace::Column::Id.gt(after.position()));
-        }
-        let rows = query
-            .order_by_asc(workspace::Column::Id)
-            .limit(page.first + 1)
+        let rows = keyset(query, workspace::Column::Id, page, Order::OldestFirst)
             .all(self.db().connection())
             .await?;
         Ok(Page::from_overfetched(rows, page, |r| r.id).map(Workspace::from))
