@@ -103,10 +103,6 @@ impl Application {
         self.addr
     }
 
-    pub fn tenancy(&self) -> &Tenancy {
-        &self.tenancy
-    }
-
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), draining connections.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await

@@ -61,10 +61,6 @@ impl RateLimiter {
         Self { cache, script: std::sync::Arc::new(redis::Script::new(GCRA_SCRIPT)) }
     }
 
-    pub async fn check(&self, key: &str, quota: RateQuota) -> Result<RateDecision, PlatformError> {
-        self.check_all(&[(key, quota)]).await
-    }
-
     /// Admits a request only if every `(key, quota)` allows it, charging all of them then.
     #[tracing::instrument(skip_all)]
     pub async fn check_all(&self, limits: &[(&str, RateQuota)]) -> Result<RateDecision, PlatformError> {
@@ -134,16 +130,16 @@ mod tests {
         let limiter = RateLimiter::new(Cache::in_process("t"));
         let quota = RateQuota { per_second: 1.0, burst: 3 };
         for _ in 0..3 {
-            assert_eq!(limiter.check("k", quota).await.unwrap(), RateDecision::Allowed);
+            assert_eq!(limiter.check_all(&[("k", quota)]).await.unwrap(), RateDecision::Allowed);
         }
-        match limiter.check("k", quota).await.unwrap() {
+        match limiter.check_all(&[("k", quota)]).await.unwrap() {
             RateDecision::Limited { retry_after, limit } => {
                 assert!(retry_after <= Duration::from_secs(1));
                 assert_eq!(limit, 0);
             }
             RateDecision::Allowed => panic!("the fourth request in the same instant must be limited"),
         }
-        assert_eq!(limiter.check("other", quota).await.unwrap(), RateDecision::Allowed);
+        assert_eq!(limiter.check_all(&[("other", quota)]).await.unwrap(), RateDecision::Allowed);
     }
 
     #[tokio::test]
@@ -157,6 +153,6 @@ mod tests {
             RateDecision::Limited { limit: 1, .. }
         ));
         // The IP bucket was not charged by the refused request: one more request fits.
-        assert_eq!(limiter.check("ip", wide).await.unwrap(), RateDecision::Allowed);
+        assert_eq!(limiter.check_all(&[("ip", wide)]).await.unwrap(), RateDecision::Allowed);
     }
 }

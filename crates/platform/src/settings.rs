@@ -21,7 +21,6 @@ pub struct Settings {
     pub graphiql: bool,
     pub introspection: bool,
     pub log_format: LogFormat,
-    pub run_workers: bool,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -88,7 +87,6 @@ impl Default for Settings {
             graphiql: true,
             introspection: true,
             log_format: LogFormat::Json,
-            run_workers: true,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -203,9 +201,6 @@ impl Settings {
                     return Err(PlatformError::Config("PASSERELLE_LOG_FORMAT must be json or pretty".into()));
                 }
             };
-        }
-        if let Some(v) = non_empty("PASSERELLE_RUN_WORKERS") {
-            self.run_workers = flag("PASSERELLE_RUN_WORKERS", v)?;
         }
         if let Some(v) = non_empty("PASSERELLE_MAX_QUERY_DEPTH") {
             self.limits.query_depth = parse("PASSERELLE_MAX_QUERY_DEPTH", v)?;

@@ -304,17 +304,6 @@ impl Tenancy {
         let key = ApiKey::try_from(found)?;
         Ok(ApiKeyActor { key_id: key.id, workspace_id: key.workspace_id, kind: key.kind, scopes: key.scopes })
     }
-
-    /// Parses scope names from a client, refusing unknown ones.
-    pub fn parse_scopes(names: &[String]) -> Result<Vec<ApiKeyScope>> {
-        names
-            .iter()
-            .map(|n| {
-                ApiKeyScope::parse(n.trim().to_ascii_lowercase().as_str())
-                    .ok_or_else(|| TenancyError::invalid(format!("unknown scope `{n}` (read, write, admin)")))
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]

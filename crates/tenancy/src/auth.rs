@@ -327,16 +327,9 @@ impl Tenancy {
         self.inner.keys.verify(raw).map(|claims| Credential(CredentialKind::Staff(claims)))
     }
 
-    /// Turns `Authorization: Bearer …` into an actor: an API key (recognised by its prefix)
-    /// or a staff JWT. Staff roles are read as they are now, so a role change or deactivation
-    /// takes effect on the next request.
-    pub async fn authenticate_bearer(&self, raw: &str) -> Result<Actor> {
-        let credential = self.identify(raw)?;
-        self.authenticate(credential).await
-    }
-
     /// Finishes what [`Tenancy::identify`] started: the API key against its stored hash, or
-    /// the staff session and roles as they are now.
+    /// the staff session and roles as they are now (so a role change or deactivation takes
+    /// effect on the next request).
     #[tracing::instrument(skip_all)]
     pub async fn authenticate(&self, credential: Credential) -> Result<Actor> {
         let claims = match credential.0 {

@@ -2,8 +2,9 @@
 //! rotating refresh tokens), API keys and the audit log.
 //!
 //! Everything is reached through [`Tenancy`], one cheap-to-clone service. Callers first turn a
-//! credential into an [`Actor`] ([`Tenancy::authenticate_bearer`]); every other operation takes
-//! that actor and checks its role before touching data.
+//! bearer credential into an [`Actor`] ([`Tenancy::identify`], without I/O, then
+//! [`Tenancy::authenticate`]); every other operation takes that actor and checks its role
+//! before touching data.
 
 mod actor;
 mod agencies;
