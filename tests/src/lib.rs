@@ -48,6 +48,9 @@ pub struct TestApp {
     pub settings: Settings,
     /// The JWT keyring spec the app runs with, so tests can forge tokens with it.
     pub jwt_spec: String,
+    /// The running app's own tenancy service, for what an operator does outside the API
+    /// (`passerelle bootstrap`).
+    pub tenancy: tenancy::Tenancy,
     _data_dir: TempDir,
 }
 
@@ -147,13 +150,14 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     }
     configure(&mut settings);
     let app = Application::build(settings.clone()).await.expect("the application builds");
-    let (addr, _tenancy) = app.spawn();
+    let (addr, tenancy) = app.spawn();
     TestApp {
         addr,
         backend,
         client: reqwest::Client::new(),
         settings,
         jwt_spec,
+        tenancy,
         _data_dir: TempDir(data_dir),
     }
 }
@@ -237,8 +241,7 @@ impl TestApp {
     pub async fn agency(&self, name: &str) -> Agency {
         let email =
             format!("owner-{}@{}.test", uuid::Uuid::new_v4().simple(), name.to_lowercase().replace(' ', "-"));
-        let services = passerelle::Services::connect(&self.settings).await.unwrap();
-        let created = services.tenancy.bootstrap_agency(name, &email, OWNER_PASSWORD).await.unwrap();
+        let created = self.tenancy.bootstrap_agency(name, &email, OWNER_PASSWORD).await.unwrap();
         let tokens = self.login(&email, OWNER_PASSWORD).await;
         Agency { id: created.agency_id.to_string(), owner_email: email, owner_token: tokens.access_token }
     }

@@ -300,18 +300,15 @@ impl Tenancy {
         Ok(())
     }
 
-    pub(crate) async fn revoke_all_sessions(&self, user: UserId) -> Result<()> {
-        let sessions: Vec<uuid::Uuid> = refresh_token::Entity::find()
+    /// Revokes every refresh token of a deactivated user in one statement. Their access tokens
+    /// need no per-session marker: authentication re-reads the user, who is now inactive.
+    pub(crate) async fn revoke_all_refresh_tokens(&self, user: UserId) -> Result<()> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RevokedAt, Expr::value(self.now()))
             .filter(refresh_token::Column::UserId.eq(user.as_uuid()))
             .filter(refresh_token::Column::RevokedAt.is_null())
-            .all(self.db().connection())
-            .await?
-            .into_iter()
-            .map(|t| t.session_id)
-            .collect();
-        for session in sessions {
-            self.revoke_session(user, SessionId::from_uuid(session)).await?;
-        }
+            .exec(self.db().connection())
+            .await?;
         Ok(())
     }
 

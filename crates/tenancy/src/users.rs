@@ -396,7 +396,7 @@ impl Tenancy {
         .await?;
         txn.commit().await?;
         self.forget_authz(user_id).await?;
-        self.revoke_all_sessions(user_id).await?;
+        self.revoke_all_refresh_tokens(user_id).await?;
         Ok(StaffUser::from(updated))
     }
 
