@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use passerelle_tests::{Backend, OWNER_PASSWORD, on_both_backends, spawn_app, spawn_app_with};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 const ME: &str = "{ me { id email } }";
@@ -70,6 +71,14 @@ async fn failed_logins_lock_out_without_revealing_the_email(backend: Backend) {
     }
     assert!(messages.windows(2).all(|w| w[0] == w[1]), "failures must not reveal whether the email exists");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The lock grows: one more failure after it expires locks for twice as long.
+    app.gql(login, json!({ "e": agency.owner_email, "p": "wrong password!!" }), None)
+        .await
+        .expect_code("UNAUTHENTICATED");
+    let longer = app.gql(login, json!({ "e": agency.owner_email, "p": OWNER_PASSWORD }), None).await;
+    longer.expect_code("RATE_LIMITED");
+    assert_eq!(longer.body["errors"][0]["extensions"]["retryAfter"], json!(2), "{}", longer.body);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     app.login(&agency.owner_email, OWNER_PASSWORD).await;
 
     let audit = app
@@ -82,7 +91,7 @@ async fn failed_logins_lock_out_without_revealing_the_email(backend: Backend) {
         .iter()
         .map(|e| e["node"]["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions.iter().filter(|a| **a == "login.failed").count(), 3);
+    assert_eq!(actions.iter().filter(|a| **a == "login.failed").count(), 4);
     assert!(actions.contains(&"login.succeeded"));
 }
 
@@ -269,7 +278,44 @@ async fn a_deactivated_owner_does_not_count_as_the_remaining_owner(backend: Back
     .expect_code("CONFLICT");
 }
 
+/// A password hashed under older argon2 parameters is re-hashed with the current ones at the
+/// next successful login: two app instances share one database, the second with stronger
+/// settings.
+async fn passwords_are_rehashed_when_the_parameters_change(backend: Backend) {
+    let before = spawn_app(backend).await;
+    let agency = before.agency("Rehash").await;
+    let stored_hash = |settings: platform::Settings, email: String| async move {
+        let conn = sea_orm::Database::connect(settings.app_database_url()).await.unwrap();
+        let sql = match backend {
+            Backend::Sqlite => "SELECT password_hash FROM users WHERE email = ?",
+            Backend::Postgres => "SELECT password_hash FROM users WHERE email = $1",
+        };
+        let statement =
+            sea_orm::Statement::from_sql_and_values(conn.get_database_backend(), sql, [email.into()]);
+        let row = conn.query_one_raw(statement).await.unwrap().unwrap();
+        row.try_get::<String>("", "password_hash").unwrap()
+    };
+    assert!(
+        stored_hash(before.settings.clone(), agency.owner_email.clone()).await.contains("$m=19456,t=2,p=1$")
+    );
+
+    let shared = before.settings.clone();
+    let after = spawn_app_with(backend, move |s| {
+        s.database_url = Some(shared.app_database_url());
+        s.migration_database_url = shared.migration_database_url.clone();
+        s.auth.argon2_memory_kib = 24 * 1024;
+        s.auth.argon2_iterations = 3;
+    })
+    .await;
+    after.login(&agency.owner_email, OWNER_PASSWORD).await;
+    let upgraded = stored_hash(before.settings.clone(), agency.owner_email.clone()).await;
+    assert!(upgraded.contains("$argon2id$v=19$m=24576,t=3,p=1$"), "{upgraded}");
+    // The upgraded hash still checks the same password, on either instance.
+    after.login(&agency.owner_email, OWNER_PASSWORD).await;
+}
+
 on_both_backends!(
+    passwords_are_rehashed_when_the_parameters_change,
     parallel_guesses_cannot_outrun_the_lockout,
     a_deactivated_owner_does_not_count_as_the_remaining_owner,
     refresh_tokens_rotate_and_reuse_revokes_the_family,

@@ -21,7 +21,7 @@ impl IntoGraphqlError for tenancy::TenancyError {
                 coded(code, "internal error")
             }
             tenancy::TenancyError::RateLimited { retry_after } => {
-                let seconds = retry_after.as_secs().max(1);
+                let seconds = kernel::retry_after_seconds(*retry_after);
                 async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
                     e.set("code", code.as_str());
                     e.set("retryAfter", seconds);

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod error_code;
 pub mod ids;
 pub mod page;
+pub mod retry;
 
 pub use clock::{Clock, SystemClock};
 pub use error_code::ErrorCode;
@@ -13,3 +14,4 @@ pub use ids::{
     WorkspaceId,
 };
 pub use page::{Cursor, CursorError, Page, PageRequest};
+pub use retry::retry_after_seconds;

@@ -17,7 +17,7 @@ pub enum TenancyError {
     InvalidInput(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("too many attempts; retry in {} s", retry_after.as_secs().max(1))]
+    #[error("too many attempts; retry in {} s", kernel::retry_after_seconds(*retry_after))]
     RateLimited { retry_after: Duration },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

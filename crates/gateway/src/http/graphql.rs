@@ -115,7 +115,7 @@ async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -> Option<Ht
         Ok(RateDecision::Limited { retry_after, limit }) => {
             let which = if limit == 0 { "ip" } else { "principal" };
             state.metrics.rate_limited.with_label_values(&[which]).inc();
-            let seconds = retry_after.as_secs().max(1);
+            let seconds = kernel::retry_after_seconds(retry_after);
             let body = serde_json::json!({ "errors": [{
                 "message": format!("rate limit exceeded; retry in {seconds} s"),
                 "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfter": seconds },
