@@ -174,7 +174,17 @@ async fn logs_carry_no_personal_data_or_secrets() {
     child.kill().unwrap();
     child.wait().unwrap();
     let logs = std::fs::read_to_string(&log_path).unwrap();
-    assert!(logs.contains("request finished"), "the server must have logged requests: {logs}");
+    // Structured: one JSON object per line, each request's line carrying its request id.
+    let finished: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON"))
+        .filter(|entry| entry["message"] == "request finished")
+        .collect();
+    assert!(finished.len() >= 5, "the server must have logged its requests: {logs}");
+    assert!(
+        finished.iter().all(|e| e["span"]["request_id"].as_str().is_some_and(|id| id.len() == 36)),
+        "{logs}"
+    );
     for (what, needle) in [
         ("email", email),
         ("password", password),
