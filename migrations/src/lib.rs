@@ -8,18 +8,31 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 mod m0001_foundation;
+mod m0002_profiles;
 
 pub use sea_orm_migration;
 
-/// Every table holding tenant data. RLS is enabled and forced on each of them.
-pub const TENANT_TABLES: &[&str] = &["api_keys"];
+/// Every table holding tenant data. RLS is enabled and forced on each of them by the step that
+/// creates it (each step lists its own; a test checks this list is their union).
+pub const TENANT_TABLES: &[&str] = &[
+    "api_keys",
+    "profile_settings",
+    "identity_rules",
+    "profiles",
+    "identities",
+    "events",
+    "profile_merges",
+    "merge_blocks",
+    "consents",
+    "suppressions",
+];
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_foundation::Migration)]
+        vec![Box::new(m0001_foundation::Migration), Box::new(m0002_profiles::Migration)]
     }
 }
 
@@ -64,4 +77,14 @@ pub async fn grant_app_role<C: ConnectionTrait>(owner: &C, app_role: &str) -> Re
         ))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_step_secures_the_tenant_tables_it_creates() {
+        let steps: Vec<&str> =
+            [super::m0001_foundation::TENANT_TABLES, super::m0002_profiles::TENANT_TABLES].concat();
+        assert_eq!(steps, super::TENANT_TABLES);
+    }
 }

@@ -1,8 +1,11 @@
-use crate::{TENANT_TABLES, row_level_security, sql_for};
+use crate::{row_level_security, sql_for};
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 pub struct Migration;
+
+/// The tenant tables this step creates.
+pub(crate) const TENANT_TABLES: &[&str] = &["api_keys"];
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {

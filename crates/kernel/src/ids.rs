@@ -79,6 +79,26 @@ id_type!(
     "session id"
 );
 id_type!(
+    /// One real person as a workspace knows them.
+    ProfileId,
+    "profile id"
+);
+id_type!(
+    /// An ingested event; UUIDv7 in order of arrival, so it is also the timeline cursor.
+    EventId,
+    "event id"
+);
+id_type!(
+    /// One recorded merge of two profiles, which can be explained and undone.
+    MergeId,
+    "merge id"
+);
+id_type!(
+    /// A typed identifier (email, phone, cookie…) attached to a profile.
+    IdentityId,
+    "identity id"
+);
+id_type!(
     /// The `tenant_id` column of every tenant table. It is the workspace id; the separate type
     /// marks the places where the value is used as an isolation key.
     TenantId,

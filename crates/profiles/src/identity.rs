@@ -26,6 +26,17 @@ pub enum IdentityKind {
 }
 
 impl IdentityKind {
+    pub const BUILT_IN: [IdentityKind; 8] = [
+        Self::UserId,
+        Self::AnonymousId,
+        Self::Email,
+        Self::Phone,
+        Self::Maid,
+        Self::DeviceId,
+        Self::Ip,
+        Self::Postal,
+    ];
+
     pub fn as_str(&self) -> &str {
         match self {
             Self::UserId => "user_id",

@@ -1,13 +1,30 @@
 //! Profiles: ingestion, the identity graph and merges, traits, timeline, imports, dedup,
 //! consent and privacy.
 //!
-//! So far: the identity kinds and their normalisation, the base the identity graph (issue 3)
-//! is built on. Every identifier is normalised before it is stored, compared or hashed, so that
-//! ` Ada@Example.com` and `ada@example.com`, or `06 12 34 56 78` and `+33612345678`, are one
-//! identity.
+//! Events arrive through [`Profiles::ingest`] (the tracking API and GraphQL), are committed to
+//! the `events` inbox and acknowledged; the ingestion worker ([`Profiles::run_ingestion_worker`])
+//! then resolves identities ([`resolver`]), merges profiles when the workspace's
+//! [`rules`] allow, and updates traits ([`traits`]) and computed traits. Every identifier is
+//! normalised ([`identity`]) before it is stored, compared or hashed.
 
 mod error;
+mod extract;
 pub mod identity;
+mod ingest;
+pub mod message;
+mod privacy;
+mod processor;
+mod profile_row;
+pub mod resolver;
+pub mod rules;
+mod service;
+pub mod settings;
+mod sql;
+pub mod traits;
+mod worker;
 
 pub use error::ProfilesError;
 pub use identity::{Identity, IdentityKind, NormalizationContext, PostalAddress};
+pub use ingest::IngestOutcome;
+pub use processor::ProcessOutcome;
+pub use service::{Profiles, Result};

@@ -148,3 +148,31 @@ impl Tenancy {
 pub(crate) fn verified_scope(workspace: WorkspaceId) -> TenantScope {
     TenantScope::from_verified_credentials(TenantId::from(workspace))
 }
+
+impl Tenancy {
+    /// The scope for the tracking API: a write key, or a secret key with the `write` scope.
+    /// Returns the key too, so ingestion can rate-limit and label by it.
+    #[tracing::instrument(skip_all)]
+    pub async fn ingestion_scope(&self, raw_key: &str) -> Result<(TenantScope, ApiKeyActor)> {
+        let key = self.authenticate_api_key(raw_key).await?;
+        let allowed = match key.kind {
+            ApiKeyKind::Write => true,
+            ApiKeyKind::Secret => key.scopes.contains(&ApiKeyScope::Write),
+        };
+        if !allowed {
+            return Err(TenancyError::Forbidden);
+        }
+        Ok((verified_scope(key.workspace_id), key))
+    }
+
+    /// The scope in which a background worker processes work queued for `workspace`. Workers
+    /// hold no credential of their own: every queued item was accepted under a credential
+    /// that [`Tenancy::ingestion_scope`] or [`Tenancy::authorize`] verified, and the queue
+    /// records only which workspace it belongs to. Only worker code calls this.
+    pub async fn queued_work_scope(&self, workspace: WorkspaceId) -> Result<TenantScope> {
+        if self.workspace_agency(workspace).await?.is_none() {
+            return Err(TenancyError::NotFound);
+        }
+        Ok(verified_scope(workspace))
+    }
+}

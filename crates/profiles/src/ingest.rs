@@ -1,0 +1,106 @@
+//! The durable inbox: accepted events are committed in one multi-row insert, deduplicated by
+//! `messageId` per workspace, and processed afterwards by the ingestion worker.
+
+use crate::{
+    Profiles,
+    message::IncomingEvent,
+    service::Result,
+    sql::{Sql, json},
+};
+use chrono::{DateTime, Utc};
+use kernel::WorkspaceId;
+use platform::TenantScope;
+use tenancy::{Actor, Permission};
+use uuid::Uuid;
+
+/// The queue name of ingestion work in `pending_work`.
+pub(crate) const INGEST_WORK: &str = "ingest";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestOutcome {
+    /// Newly stored events.
+    pub accepted: usize,
+    /// Events whose `messageId` was already stored (a retry): acknowledged, not stored twice.
+    pub duplicates: usize,
+}
+
+impl Profiles {
+    /// Stores events durably. Returns once they are committed; the identity graph and the
+    /// profiles follow asynchronously (see [`crate::worker`]).
+    #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id(), events = events.len()))]
+    pub async fn ingest(&self, scope: &TenantScope, source: &str, events: &[IncomingEvent]) -> Result<IngestOutcome> {
+        if events.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        let tenant = scope.tenant_id().as_uuid();
+        let mut insert = Sql::new(
+            "INSERT INTO events (tenant_id, id, message_id, type, name, status, occurred_at, received_at, \
+             source, body, channel) VALUES ",
+        );
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                insert.push(", ");
+            }
+            insert
+                .push("(")
+                .bind(tenant)
+                .push(", ")
+                .bind(event_id(event.occurred_at))
+                .push(", ")
+                .bind(event.message_id.clone())
+                .push(", ")
+                .bind(event.event_type.as_str())
+                .push(", ")
+                .bind(event.name.clone())
+                .push(", 'pending', ")
+                .bind(event.occurred_at)
+                .push(", ")
+                .bind(event.received_at)
+                .push(", ")
+                .bind(source.to_owned())
+                .push(", ")
+                .bind(json(&event.body))
+                .push(", ")
+                .bind(event.channel.clone())
+                .push(")");
+        }
+        insert.push(" ON CONFLICT (tenant_id, message_id) DO NOTHING");
+        let txn = scope.begin(self.db()).await?;
+        let stored = insert.execute(&txn).await? as usize;
+        if stored > 0 {
+            let mut mark = Sql::new("INSERT INTO pending_work (kind, tenant_id, since) VALUES (");
+            mark.bind(INGEST_WORK)
+                .push(", ")
+                .bind(tenant)
+                .push(", ")
+                .bind(self.now())
+                .push(") ON CONFLICT (kind, tenant_id) DO NOTHING");
+            mark.execute(&txn).await?;
+        }
+        txn.commit().await?;
+        if stored > 0 {
+            self.inner.work_ready.notify_one();
+        }
+        Ok(IngestOutcome { accepted: stored, duplicates: events.len() - stored })
+    }
+
+    /// Ingestion for integrations that prefer GraphQL: a staff member who may write, or a
+    /// secret key with the `write` scope.
+    pub async fn ingest_as(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        events: &[IncomingEvent],
+    ) -> Result<IngestOutcome> {
+        let scope = self.tenancy().authorize(actor, workspace, Permission::Write).await?;
+        self.ingest(&scope, "graphql", events).await
+    }
+}
+
+/// Event ids are UUIDv7 stamped with when the event happened, so the id order is the
+/// timeline order and doubles as its cursor.
+fn event_id(occurred_at: DateTime<Utc>) -> Uuid {
+    let seconds = u64::try_from(occurred_at.timestamp()).unwrap_or(0);
+    let timestamp = uuid::Timestamp::from_unix(uuid::NoContext, seconds, occurred_at.timestamp_subsec_nanos());
+    Uuid::new_v7(timestamp)
+}

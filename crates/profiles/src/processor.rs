@@ -1,0 +1,406 @@
+//! The ingestion processor: takes pending events of one workspace in order, resolves their
+//! identities, merges profiles where the rules allow, updates traits and computed traits,
+//! and drops events of erased people. One chunk is one transaction under the tenant's graph
+//! lock, so a crash leaves events pending, never half-applied.
+
+use crate::{
+    Identity, IdentityKind, Profiles,
+    extract::{self, EventFacts},
+    privacy::identity_hash,
+    profile_row::{self, ProfileRow},
+    resolver::{GraphState, MergeStep},
+    service::Result,
+    settings::{self, WorkspaceProfileSettings},
+    sql::{Sql, json},
+    traits,
+};
+use chrono::{DateTime, Utc};
+use kernel::{MergeId, ProfileId};
+use platform::TenantScope;
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Events per transaction: large enough to amortise the round trips, small enough that the
+/// graph lock is held briefly and a chunk's statements stay under the parameter limits.
+pub(crate) const CHUNK_EVENTS: u64 = 500;
+
+struct PendingEvent {
+    id: Uuid,
+    occurred_at: DateTime<Utc>,
+    channel: Option<String>,
+    facts: EventFacts,
+}
+
+/// What processing one chunk did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessOutcome {
+    pub processed: usize,
+    pub suppressed: usize,
+    pub merges: usize,
+}
+
+struct ChunkMerge {
+    id: MergeId,
+    step: MergeStep,
+    event_id: Uuid,
+    survivor_traits_before: Value,
+    merged_traits: Value,
+}
+
+impl Profiles {
+    /// Processes the workspace's pending events until none is left.
+    #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id()))]
+    pub async fn process_pending(&self, scope: &TenantScope) -> Result<ProcessOutcome> {
+        let mut total = ProcessOutcome::default();
+        loop {
+            let outcome = self.process_chunk(scope).await?;
+            total.processed += outcome.processed;
+            total.suppressed += outcome.suppressed;
+            total.merges += outcome.merges;
+            if outcome.processed + outcome.suppressed < CHUNK_EVENTS as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn process_chunk(&self, scope: &TenantScope) -> Result<ProcessOutcome> {
+        let graph = self.graph_transaction(scope).await?;
+        let txn = &graph.txn;
+        let tenant = scope.tenant_id().as_uuid();
+        let now = self.now();
+        let mut select = Sql::new(
+            "SELECT id, type, name, occurred_at, channel, body FROM events WHERE status = 'pending' ORDER BY id LIMIT ",
+        );
+        select.bind(CHUNK_EVENTS as i64);
+        let rows = select.fetch_all(txn).await?;
+        if rows.is_empty() {
+            graph.commit().await?;
+            return Ok(ProcessOutcome::default());
+        }
+        settings::ensure_row(txn, tenant, now).await?;
+        let settings = settings::load(txn).await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event_type: String = row.try_get("", "type")?;
+            let name: Option<String> = row.try_get("", "name")?;
+            let body: Value = row.try_get("", "body")?;
+            let facts = extract::facts(&event_type, name.as_deref(), &body, &settings.normalization);
+            events.push(PendingEvent {
+                id: row.try_get("", "id")?,
+                occurred_at: row.try_get("", "occurred_at")?,
+                channel: row.try_get("", "channel")?,
+                facts,
+            });
+        }
+
+        let suppressed = suppressed_events(txn, &settings, &events).await?;
+        let mut state = GraphState::default();
+        let owners = load_graph(txn, &events, &mut state).await?;
+        let mut rows: HashMap<ProfileId, ProfileRow> = profile_row::load(txn, &owners)
+            .await?
+            .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+
+        let mut assignments: Vec<(Uuid, Option<ProfileId>)> = Vec::with_capacity(events.len());
+        let mut attached: Vec<(Identity, ProfileId)> = Vec::new();
+        let mut merges: Vec<ChunkMerge> = Vec::new();
+        let mut redirects: HashMap<ProfileId, ProfileId> = HashMap::new();
+        for event in &mut events {
+            if suppressed.contains(&event.id) {
+                continue;
+            }
+            if let Some(previous) = event.facts.previous_id.take() {
+                let as_user = Identity { kind: IdentityKind::UserId, value: previous.clone() };
+                let kind = if state.owner(&as_user).is_some() { IdentityKind::UserId } else { IdentityKind::AnonymousId };
+                if let Ok(identity) = Identity::parse(kind, &previous, &settings.normalization) {
+                    event.facts.identities.push(identity);
+                }
+            }
+            let resolution = state.resolve(&event.facts.identities, &settings.rules, ProfileId::new);
+            let Some(resolution) = resolution else {
+                assignments.push((event.id, None));
+                continue;
+            };
+            if resolution.created {
+                rows.insert(resolution.profile, ProfileRow::new(resolution.profile, now));
+            }
+            for step in resolution.merges {
+                merges.push(merge_rows(&mut rows, step, event.id, now, &settings)?);
+                let last = merges.last().map(|m| (m.step.merged, m.step.survivor));
+                if let Some((merged, survivor)) = last {
+                    redirects.insert(merged, survivor);
+                }
+            }
+            attached.extend(resolution.attached.into_iter().map(|identity| (identity, resolution.profile)));
+            if let Some(row) = rows.get_mut(&resolution.profile) {
+                traits::apply(&mut row.traits, &event.facts.trait_updates, traits::source::EVENTS, event.occurred_at, &settings.precedence);
+                row.record_event(event.occurred_at, event.channel.as_deref(), event.facts.revenue, event.facts.device.as_deref());
+                row.updated_at = now;
+            }
+            assignments.push((event.id, Some(resolution.profile)));
+        }
+
+        for merge in &merges {
+            apply_merge(txn, tenant, merge, now).await?;
+        }
+        let dirty: Vec<&ProfileRow> = rows.values().collect();
+        profile_row::save(txn, tenant, &dirty).await?;
+        insert_identities(txn, tenant, &attached, &redirects, now).await?;
+        update_events(txn, tenant, &assignments, &redirects, now).await?;
+        if !suppressed.is_empty() {
+            let mut delete = Sql::new("DELETE FROM events WHERE id IN ");
+            delete.bind_list(suppressed.iter().copied());
+            delete.execute(txn).await?;
+        }
+        graph.commit().await?;
+        Ok(ProcessOutcome { processed: assignments.len(), suppressed: suppressed.len(), merges: merges.len() })
+    }
+}
+
+/// Follows in-chunk merges to the profile that holds everything now.
+fn current(mut profile: ProfileId, redirects: &HashMap<ProfileId, ProfileId>) -> ProfileId {
+    let mut hops = 0;
+    while let Some(next) = redirects.get(&profile) {
+        profile = *next;
+        hops += 1;
+        if hops > redirects.len() {
+            break;
+        }
+    }
+    profile
+}
+
+fn merge_rows(
+    rows: &mut HashMap<ProfileId, ProfileRow>,
+    step: MergeStep,
+    event_id: Uuid,
+    now: DateTime<Utc>,
+    settings: &WorkspaceProfileSettings,
+) -> Result<ChunkMerge> {
+    let merged = rows
+        .get_mut(&step.merged)
+        .ok_or_else(|| crate::ProfilesError::Internal("merged profile not loaded".into()))?;
+    merged.merged_into = Some(step.survivor);
+    merged.updated_at = now;
+    let merged = merged.clone();
+    let survivor = rows
+        .get_mut(&step.survivor)
+        .ok_or_else(|| crate::ProfilesError::Internal("survivor profile not loaded".into()))?;
+    let survivor_traits_before = Value::Object(survivor.traits.clone());
+    survivor.absorb(&merged, &settings.precedence);
+    survivor.updated_at = now;
+    Ok(ChunkMerge {
+        id: MergeId::new(),
+        step,
+        event_id,
+        survivor_traits_before,
+        merged_traits: Value::Object(merged.traits),
+    })
+}
+
+/// Drops the events of erased people: any identifier on the suppression list.
+async fn suppressed_events<C: ConnectionTrait>(
+    txn: &C,
+    settings: &WorkspaceProfileSettings,
+    events: &[PendingEvent],
+) -> Result<HashSet<Uuid>> {
+    let mut by_hash: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for event in events {
+        for identity in &event.facts.identities {
+            by_hash.entry(identity_hash(&settings.suppression_salt, identity)).or_default().push(event.id);
+        }
+    }
+    if by_hash.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut select = Sql::new("SELECT identity_hash FROM suppressions WHERE identity_hash IN ");
+    select.bind_list(by_hash.keys().cloned());
+    let mut dropped = HashSet::new();
+    for row in select.fetch_all(txn).await? {
+        let hash: String = row.try_get("", "identity_hash")?;
+        let ids = by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default();
+        dropped.extend(ids.iter().copied());
+        let mut count = Sql::new("UPDATE suppressions SET dropped_events = dropped_events + ");
+        count.bind(ids.len() as i64).push(" WHERE identity_hash = ").bind(hash);
+        count.execute(txn).await?;
+    }
+    Ok(dropped)
+}
+
+/// Loads the owners of the chunk's identifiers, their profiles' identity counts and their
+/// blocked pairs. Returns the profiles involved.
+async fn load_graph<C: ConnectionTrait>(
+    txn: &C,
+    events: &[PendingEvent],
+    state: &mut GraphState,
+) -> Result<Vec<ProfileId>> {
+    let mut wanted: HashSet<&Identity> = HashSet::new();
+    let mut values: HashSet<&str> = HashSet::new();
+    for event in events {
+        for identity in &event.facts.identities {
+            wanted.insert(identity);
+            values.insert(&identity.value);
+        }
+        if let Some(previous) = &event.facts.previous_id {
+            values.insert(previous);
+        }
+    }
+    let mut profiles: HashSet<ProfileId> = HashSet::new();
+    let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
+    for chunk in values.chunks(1000) {
+        let mut select = Sql::new("SELECT kind, value, profile_id FROM identities WHERE value IN ");
+        select.bind_list(chunk.iter().cloned());
+        for row in select.fetch_all(txn).await? {
+            let kind: String = row.try_get("", "kind")?;
+            let Ok(kind) = kind.parse::<IdentityKind>() else { continue };
+            let identity = Identity { kind, value: row.try_get("", "value")? };
+            let is_previous_id = matches!(identity.kind, IdentityKind::UserId | IdentityKind::AnonymousId);
+            if wanted.contains(&identity) || is_previous_id {
+                let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
+                state.know_owner(identity, profile);
+                profiles.insert(profile);
+            }
+        }
+    }
+    let profiles: Vec<ProfileId> = profiles.into_iter().collect();
+    for chunk in profiles.chunks(1000) {
+        let ids: Vec<Uuid> = chunk.iter().map(ProfileId::as_uuid).collect();
+        let mut counts = Sql::new("SELECT profile_id, kind, COUNT(*) AS n FROM identities WHERE profile_id IN ");
+        counts.bind_list(ids.iter().copied()).push(" GROUP BY profile_id, kind");
+        for row in counts.fetch_all(txn).await? {
+            let kind: String = row.try_get("", "kind")?;
+            let n: i64 = row.try_get("", "n")?;
+            if let Ok(kind) = kind.parse() {
+                state.know_count(ProfileId::from_uuid(row.try_get("", "profile_id")?), kind, n as u32);
+            }
+        }
+        let mut blocks = Sql::new("SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a IN ");
+        blocks.bind_list(ids.iter().copied()).push(" OR profile_b IN ").bind_list(ids.iter().copied());
+        for row in blocks.fetch_all(txn).await? {
+            state.know_blocked_pair(
+                ProfileId::from_uuid(row.try_get("", "profile_a")?),
+                ProfileId::from_uuid(row.try_get("", "profile_b")?),
+            );
+        }
+    }
+    Ok(profiles)
+}
+
+async fn apply_merge<C: ConnectionTrait>(txn: &C, tenant: Uuid, merge: &ChunkMerge, now: DateTime<Utc>) -> Result<()> {
+    let (survivor, merged) = (merge.step.survivor.as_uuid(), merge.step.merged.as_uuid());
+    for table in ["identities", "events", "consents"] {
+        let mut moved = Sql::new(&format!("UPDATE {table} SET profile_id = "));
+        moved.bind(survivor).push(" WHERE profile_id = ").bind(merged);
+        moved.execute(txn).await?;
+    }
+    let mut insert = Sql::new(
+        "INSERT INTO profile_merges (tenant_id, id, survivor_id, merged_id, cause_kind, cause_value, event_id, \
+         survivor_traits_before, merged_traits, created_at) VALUES (",
+    );
+    insert
+        .bind(tenant)
+        .push(", ")
+        .bind(merge.id.as_uuid())
+        .push(", ")
+        .bind(survivor)
+        .push(", ")
+        .bind(merged)
+        .push(", ")
+        .bind(merge.step.cause.kind.as_str().to_owned())
+        .push(", ")
+        .bind(merge.step.cause.value.clone())
+        .push(", ")
+        .bind(merge.event_id)
+        .push(", ")
+        .bind(json(&merge.survivor_traits_before))
+        .push(", ")
+        .bind(json(&merge.merged_traits))
+        .push(", ")
+        .bind(now)
+        .push(")");
+    insert.execute(txn).await?;
+    Ok(())
+}
+
+async fn insert_identities<C: ConnectionTrait>(
+    txn: &C,
+    tenant: Uuid,
+    attached: &[(Identity, ProfileId)],
+    redirects: &HashMap<ProfileId, ProfileId>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in attached.chunks(500) {
+        let mut insert = Sql::new(
+            "INSERT INTO identities (tenant_id, id, kind, value, profile_id, first_profile_id, source, created_at) \
+             VALUES ",
+        );
+        for (i, (identity, first)) in chunk.iter().enumerate() {
+            if i > 0 {
+                insert.push(", ");
+            }
+            insert
+                .push("(")
+                .bind(tenant)
+                .push(", ")
+                .bind(Uuid::now_v7())
+                .push(", ")
+                .bind(identity.kind.as_str().to_owned())
+                .push(", ")
+                .bind(identity.value.clone())
+                .push(", ")
+                .bind(current(*first, redirects).as_uuid())
+                .push(", ")
+                .bind(first.as_uuid())
+                .push(", ")
+                .bind(traits::source::EVENTS)
+                .push(", ")
+                .bind(now)
+                .push(")");
+        }
+        insert.push(" ON CONFLICT (tenant_id, value, kind) DO NOTHING");
+        insert.execute(txn).await?;
+    }
+    Ok(())
+}
+
+/// Marks the chunk's events processed, each with the profile it was resolved to first and the
+/// one it belongs to after the chunk's merges, in one set-based statement per 500 events.
+async fn update_events<C: ConnectionTrait>(
+    txn: &C,
+    tenant: Uuid,
+    assignments: &[(Uuid, Option<ProfileId>)],
+    redirects: &HashMap<ProfileId, ProfileId>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in assignments.chunks(500) {
+        let mut sql = Sql::new("WITH v (id, first_profile_id, profile_id, status) AS (VALUES ");
+        for (i, (id, profile)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let status = if profile.is_some() { "processed" } else { "unresolved" };
+            sql.push("(")
+                .bind(*id)
+                .push(", ")
+                .bind(profile.map(|p| p.as_uuid()))
+                .push(", ")
+                .bind(profile.map(|p| current(p, redirects).as_uuid()))
+                .push(", ")
+                .bind(status)
+                .push(")");
+        }
+        sql.push(
+            ") UPDATE events SET first_profile_id = v.first_profile_id, profile_id = v.profile_id, \
+             status = v.status, processed_at = ",
+        )
+        .bind(now)
+        .push(" FROM v WHERE events.tenant_id = ")
+        .bind(tenant)
+        .push(" AND events.id = v.id");
+        sql.execute(txn).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+use crate::{ProfilesError, sql::Sql};
+use kernel::Clock;
+use platform::{Backend, Db, TenantScope};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use std::sync::Arc;
+use tenancy::Tenancy;
+use tokio::sync::{Mutex, Notify};
+
+pub type Result<T, E = ProfilesError> = std::result::Result<T, E>;
+
+/// The profiles service. Cheap to clone; the gateway and the workers share one per process.
+#[derive(Clone)]
+pub struct Profiles {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub db: Db,
+    pub tenancy: Tenancy,
+    pub clock: Arc<dyn Clock>,
+    /// Wakes the in-process ingestion worker as soon as events are committed.
+    pub work_ready: Notify,
+    /// SQLite has one writer; graph changes in this process take turns here so a transaction
+    /// never has to upgrade from reader to writer behind another one's back.
+    pub sqlite_graph: Mutex<()>,
+}
+
+impl Profiles {
+    pub fn new(db: Db, tenancy: Tenancy, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                tenancy,
+                clock,
+                work_ready: Notify::new(),
+                sqlite_graph: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn tenancy(&self) -> &Tenancy {
+        &self.inner.tenancy
+    }
+
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Opens a transaction that may change the identity graph of one workspace. Changes to
+    /// one workspace's graph are serialised (a PostgreSQL advisory lock per tenant, a process
+    /// lock on SQLite), so two events creating the same new identity can never produce two
+    /// profiles, whichever worker or replica runs them.
+    pub(crate) async fn graph_transaction(&self, scope: &TenantScope) -> Result<GraphTransaction<'_>> {
+        let guard = match self.db().backend() {
+            Backend::Sqlite => Some(self.inner.sqlite_graph.lock().await),
+            Backend::Postgres => None,
+        };
+        let txn = scope.begin(self.db()).await?;
+        match self.db().backend() {
+            Backend::Postgres => {
+                let mut lock = Sql::new("SELECT pg_advisory_xact_lock(");
+                lock.bind(advisory_key(scope)).push(")");
+                lock.fetch_one(&txn).await?;
+            }
+            Backend::Sqlite => {
+                // A write first, so the transaction holds SQLite's write lock before it reads.
+                txn.execute_unprepared("DELETE FROM pending_work WHERE 1 = 0").await?;
+            }
+        }
+        Ok(GraphTransaction { txn, _guard: guard })
+    }
+}
+
+pub(crate) struct GraphTransaction<'a> {
+    pub txn: DatabaseTransaction,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl GraphTransaction<'_> {
+    pub async fn commit(self) -> Result<()> {
+        self.txn.commit().await?;
+        Ok(())
+    }
+}
+
+/// The advisory lock key of a tenant's graph: the first 8 bytes of its id, with a namespace
+/// bit pattern so it never collides with locks other modules may take on the same tenant.
+fn advisory_key(scope: &TenantScope) -> i64 {
+    let bytes = scope.tenant_id().as_uuid().into_bytes();
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&bytes[..8]);
+    i64::from_be_bytes(head) ^ 0x7072_6f66_696c_6573
+}
