@@ -51,6 +51,9 @@ pub struct TestApp {
     /// The running app's own tenancy service, for what an operator does outside the API
     /// (`passerelle bootstrap`).
     pub tenancy: tenancy::Tenancy,
+    /// The running app's profiles service: tests call [`TestApp::process_events`] to wait for
+    /// the ingestion worker deterministically.
+    pub profiles: profiles::Profiles,
     _data_dir: TempDir,
 }
 
@@ -150,7 +153,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     }
     configure(&mut settings);
     let app = Application::build(settings.clone()).await.expect("the application builds");
-    let (addr, tenancy) = app.spawn();
+    let (addr, tenancy, profiles) = app.spawn();
     TestApp {
         addr,
         backend,
@@ -158,6 +161,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         settings,
         jwt_spec,
         tenancy,
+        profiles,
         _data_dir: TempDir(data_dir),
     }
 }
@@ -170,12 +174,15 @@ pub struct Gql {
 }
 
 impl Gql {
-    /// `data` at a dotted path; panics with the whole answer when there were errors.
+    /// `data` at a dotted path (numbers index arrays); panics with the whole answer when there were errors.
     pub fn data(&self, path: &str) -> &Value {
         assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
         let mut value = &self.body["data"];
         for part in path.split('.').filter(|p| !p.is_empty()) {
-            value = &value[part];
+            value = match part.parse::<usize>() {
+                Ok(index) if value.is_array() => &value[index],
+                _ => &value[part],
+            };
         }
         value
     }
@@ -288,6 +295,40 @@ impl TestApp {
             )
             .await;
         (answer.str("createApiKey.key.id"), answer.str("createApiKey.secret"))
+    }
+
+    /// `POST /v1/{path}` with the write key as HTTP Basic user (when given); returns the
+    /// status and the JSON body.
+    pub async fn track(&self, path: &str, write_key: Option<&str>, body: &Value) -> (u16, Value) {
+        self.track_raw(path, write_key, body.to_string().into_bytes()).await
+    }
+
+    pub async fn track_raw(&self, path: &str, write_key: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("http://{}/v1/{path}", self.addr))
+            .header("content-type", "text/plain")
+            .body(body);
+        if let Some(key) = write_key {
+            request = request.basic_auth(key, Some(""));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every event committed so far is processed: one sweep over all workspaces,
+    /// which queues behind the background worker's graph lock when it is mid-chunk.
+    pub async fn process_events(&self) {
+        self.profiles.process_queued(true).await.unwrap();
+    }
+
+    /// A workspace with a write key: `(owner token, workspace id, write key)`.
+    pub async fn tracking_workspace(&self) -> (String, String, String) {
+        let token = self.agency("Tracking agency").await.owner_token;
+        let workspace = self.create_workspace(&token, "Tracked").await;
+        let (_, key) = self.create_api_key(&token, &workspace, "WRITE", &[]).await;
+        (token, workspace, key)
     }
 
     /// Creates a staff user with a role and signs them in; returns `(user id, access token)`.

@@ -19,6 +19,7 @@ pub(crate) trait ContextExt {
     fn request(&self) -> &RequestContext;
     fn actor(&self) -> async_graphql::Result<&Actor>;
     fn tenancy(&self) -> &tenancy::Tenancy;
+    fn profiles(&self) -> &profiles::Profiles;
     /// The workspace an operation targets: the argument, else the header, else (for an API
     /// key) the key's own workspace.
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId>;
@@ -43,6 +44,10 @@ impl ContextExt for Context<'_> {
 
     fn tenancy(&self) -> &tenancy::Tenancy {
         self.data_unchecked::<tenancy::Tenancy>()
+    }
+
+    fn profiles(&self) -> &profiles::Profiles {
+        self.data_unchecked::<profiles::Profiles>()
     }
 
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId> {

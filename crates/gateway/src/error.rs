@@ -32,6 +32,19 @@ impl IntoGraphqlError for tenancy::TenancyError {
     }
 }
 
+impl IntoGraphqlError for profiles::ProfilesError {
+    fn into_graphql(self) -> async_graphql::Error {
+        match self {
+            profiles::ProfilesError::Tenancy(inner) => inner.into_graphql(),
+            profiles::ProfilesError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                coded(kernel::ErrorCode::Internal, "internal error")
+            }
+            other => coded(other.code(), other.to_string()),
+        }
+    }
+}
+
 impl IntoGraphqlError for kernel::CursorError {
     fn into_graphql(self) -> async_graphql::Error {
         coded(ErrorCode::BadUserInput, self.to_string())

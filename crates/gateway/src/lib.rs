@@ -7,6 +7,7 @@ mod context;
 mod error;
 pub mod http;
 mod limits;
+mod profiles;
 mod schema;
 mod tenancy;
 

@@ -1,5 +1,6 @@
 use crate::{
     limits::QueryGuard,
+    profiles::{ProfilesMutation, ProfilesQuery},
     tenancy::{TenancyMutation, TenancyQuery},
 };
 use async_graphql::{EmptySubscription, MergedObject, Schema};
@@ -7,22 +8,28 @@ use platform::settings::Limits;
 
 /// One merged object per domain (DESIGN §2); later domains add theirs here.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(TenancyQuery);
+pub struct QueryRoot(TenancyQuery, ProfilesQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(TenancyMutation);
+pub struct MutationRoot(TenancyMutation, ProfilesMutation);
 
 pub type PasserelleSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
 /// The schema with its limits. Limits are checked while parsing and validating, before any
 /// resolver runs.
-pub fn build_schema(limits: &Limits, introspection: bool, tenancy: tenancy::Tenancy) -> PasserelleSchema {
+pub fn build_schema(
+    limits: &Limits,
+    introspection: bool,
+    tenancy: tenancy::Tenancy,
+    profiles: profiles::Profiles,
+) -> PasserelleSchema {
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .limit_depth(limits.query_depth)
         .limit_complexity(limits.query_complexity)
         .limit_recursive_depth(64)
         .extension(QueryGuard { max_aliases: limits.query_aliases, introspection })
-        .data(tenancy);
+        .data(tenancy)
+        .data(profiles);
     if !introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

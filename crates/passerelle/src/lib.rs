@@ -6,12 +6,38 @@ use gateway::{AppState, GatewaySettings};
 use migrations::{Migrator, sea_orm_migration::MigratorTrait};
 use platform::{Backend, Cache, Db, RateLimiter, Settings, metrics::Metrics};
 use std::{net::SocketAddr, sync::Arc};
+use profiles::Profiles;
 use tenancy::{JwtKeys, Tenancy};
 
 pub struct Application {
     addr: SocketAddr,
     server: actix_web::dev::Server,
     tenancy: Tenancy,
+    profiles: Profiles,
+    workers: Option<Workers>,
+}
+
+/// The background workers of this process, stopped when it stops.
+pub struct Workers {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts the background workers on the current runtime.
+    pub fn start(profiles: &Profiles) -> Self {
+        let (shutdown, receiver) = tokio::sync::watch::channel(false);
+        let handles = vec![tokio::spawn(profiles.clone().run_ingestion_worker(receiver))];
+        Self { shutdown, handles }
+    }
+
+    /// Asks the workers to stop after their current round and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
 }
 
 /// The services, connected and migrated, without the HTTP server (for `bootstrap`).
@@ -19,6 +45,7 @@ pub struct Services {
     pub db: Db,
     pub cache: Cache,
     pub tenancy: Tenancy,
+    pub profiles: Profiles,
 }
 
 impl Services {
@@ -45,7 +72,8 @@ impl Services {
         let tenancy =
             Tenancy::new(db.clone(), cache.clone(), auth.clone(), keys, Arc::new(kernel::SystemClock))
                 .map_err(|e| anyhow::anyhow!("tenancy: {e}"))?;
-        Ok(Self { db, cache, tenancy })
+        let profiles = Profiles::new(db.clone(), tenancy.clone(), Arc::new(kernel::SystemClock));
+        Ok(Self { db, cache, tenancy, profiles })
     }
 }
 
@@ -77,10 +105,16 @@ impl Application {
         let services = Services::connect(&settings).await?;
         let metrics = Metrics::new().context("metrics registry")?;
         let schema =
-            gateway::build_schema(&settings.limits, settings.introspection, services.tenancy.clone());
+            gateway::build_schema(
+                &settings.limits,
+                settings.introspection,
+                services.tenancy.clone(),
+                services.profiles.clone(),
+            );
         let state = AppState {
             schema,
             tenancy: services.tenancy.clone(),
+            profiles: services.profiles.clone(),
             db: services.db.clone(),
             cache: services.cache.clone(),
             limiter: RateLimiter::new(services.cache.clone()),
@@ -96,7 +130,8 @@ impl Application {
         let addr = listener.local_addr()?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let server = gateway::build_server(state, listener, workers)?;
-        Ok(Self { addr, server, tenancy: services.tenancy })
+        let workers = settings.workers.then(|| Workers::start(&services.profiles));
+        Ok(Self { addr, server, tenancy: services.tenancy, profiles: services.profiles, workers })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -105,15 +140,20 @@ impl Application {
 
     /// Serves until the process is asked to stop (SIGINT/SIGTERM), draining connections.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(workers) = self.workers {
+            workers.stop().await;
+        }
+        served
     }
 
-    /// Runs the server on the current runtime and returns at once (tests).
-    pub fn spawn(self) -> (SocketAddr, Tenancy) {
-        let addr = self.addr;
-        let tenancy = self.tenancy.clone();
+    /// Runs the server (and workers, when enabled) on the current runtime and returns at
+    /// once (tests).
+    pub fn spawn(self) -> (SocketAddr, Tenancy, Profiles) {
         tokio::spawn(self.server);
-        (addr, tenancy)
+        // Dropping the handles detaches the worker tasks; they stop with the runtime.
+        drop(self.workers.map(|w| w.handles));
+        (self.addr, self.tenancy, self.profiles)
     }
 }
 

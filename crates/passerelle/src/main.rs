@@ -42,6 +42,9 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Run only the background workers (ingestion processing), for deployments that scale
+    /// them apart from the gateway. Stops on SIGINT/SIGTERM.
+    Worker,
     /// Apply database migrations as the owner role and exit.
     Migrate,
     /// Print the GraphQL schema (SDL) the frontend contract holds.
@@ -108,6 +111,14 @@ async fn run(command: Option<Command>, mut settings: Settings) -> anyhow::Result
             }
             app.run_until_stopped().await?;
         }
+        Command::Worker => {
+            let services = Services::connect(&settings).await?;
+            let workers = passerelle::Workers::start(&services.profiles);
+            tracing::info!("passerelle workers are running");
+            println!("Passerelle workers are running");
+            shutdown_signal().await;
+            workers.stop().await;
+        }
         Command::Migrate => {
             passerelle::migrate(&settings).await?;
             println!("migrations applied");
@@ -127,4 +138,26 @@ async fn run(command: Option<Command>, mut settings: Settings) -> anyhow::Result
         Command::Schema { .. } => {}
     }
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (what Kubernetes sends before killing a pod).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,6 +1,6 @@
 //! The Prometheus registry the whole process reports into (`GET /metrics`).
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -9,6 +9,8 @@ pub struct Metrics {
     pub graphql_requests: IntCounterVec,
     pub graphql_duration: HistogramVec,
     pub rate_limited: IntCounterVec,
+    /// Events committed by the tracking API and GraphQL ingestion.
+    pub events_accepted: IntCounter,
 }
 
 impl Metrics {
@@ -36,8 +38,10 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(graphql_requests.clone()))?;
         registry.register(Box::new(graphql_duration.clone()))?;
+        let events_accepted = IntCounter::new("events_accepted_total", "Events committed to the inbox")?;
         registry.register(Box::new(rate_limited.clone()))?;
-        Ok(Self { registry, http_requests, graphql_requests, graphql_duration, rate_limited })
+        registry.register(Box::new(events_accepted.clone()))?;
+        Ok(Self { registry, http_requests, graphql_requests, graphql_duration, rate_limited, events_accepted })
     }
 
     pub fn render(&self) -> String {

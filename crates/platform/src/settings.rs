@@ -21,6 +21,9 @@ pub struct Settings {
     pub graphiql: bool,
     pub introspection: bool,
     pub log_format: LogFormat,
+    /// Run the background workers (ingestion processing) inside `serve`. Off when a separate
+    /// `passerelle worker` deployment does that work.
+    pub workers: bool,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -54,6 +57,9 @@ pub struct RateLimits {
     /// Take the client IP from the last `X-Forwarded-For` hop, the one the trusted proxy in
     /// front of us appended (enable only behind such a proxy).
     pub trust_forwarded_for: bool,
+    /// Tracking API requests per second per write key (each may carry a 500 KB batch).
+    pub ingest_per_key_per_second: f64,
+    pub ingest_per_key_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +93,7 @@ impl Default for Settings {
             graphiql: true,
             introspection: true,
             log_format: LogFormat::Json,
+            workers: true,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -108,6 +115,8 @@ impl Default for RateLimits {
             per_principal_per_second: 100.0,
             per_principal_burst: 400,
             trust_forwarded_for: false,
+            ingest_per_key_per_second: 2000.0,
+            ingest_per_key_burst: 4000,
         }
     }
 }
@@ -225,6 +234,15 @@ impl Settings {
         }
         if let Some(v) = non_empty("PASSERELLE_RATE_LIMIT_KEY_BURST") {
             self.rate_limits.per_principal_burst = parse("PASSERELLE_RATE_LIMIT_KEY_BURST", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_RATE_LIMIT_INGEST_PER_SECOND") {
+            self.rate_limits.ingest_per_key_per_second = parse("PASSERELLE_RATE_LIMIT_INGEST_PER_SECOND", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_RATE_LIMIT_INGEST_BURST") {
+            self.rate_limits.ingest_per_key_burst = parse("PASSERELLE_RATE_LIMIT_INGEST_BURST", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_WORKERS") {
+            self.workers = flag("PASSERELLE_WORKERS", v)?;
         }
         if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
             self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;

@@ -7,19 +7,23 @@
 //! [`rules`] allow, and updates traits ([`traits`]) and computed traits. Every identifier is
 //! normalised ([`identity`]) before it is stored, compared or hashed.
 
+pub mod consent;
+pub mod dedup;
 mod error;
 mod extract;
 pub mod identity;
 mod ingest;
 pub mod message;
-mod privacy;
+pub mod privacy;
 mod processor;
+pub mod read;
 mod profile_row;
 pub mod resolver;
 pub mod rules;
 mod service;
 pub mod settings;
 mod sql;
+mod unmerge;
 pub mod traits;
 mod worker;
 

@@ -71,16 +71,16 @@ impl Profiles {
         let tenant = scope.tenant_id().as_uuid();
         let now = self.now();
         let mut select = Sql::new(
-            "SELECT id, type, name, occurred_at, channel, body FROM events WHERE status = 'pending' ORDER BY id LIMIT ",
+            "SELECT id, type, name, occurred_at, channel, body FROM events WHERE tenant_id = ",
         );
-        select.bind(CHUNK_EVENTS as i64);
+        select.bind(tenant).push(" AND status = 'pending' ORDER BY id LIMIT ").bind(CHUNK_EVENTS as i64);
         let rows = select.fetch_all(txn).await?;
         if rows.is_empty() {
             graph.commit().await?;
             return Ok(ProcessOutcome::default());
         }
         settings::ensure_row(txn, tenant, now).await?;
-        let settings = settings::load(txn).await?;
+        let settings = settings::load(txn, tenant).await?;
         let mut events = Vec::with_capacity(rows.len());
         for row in rows {
             let event_type: String = row.try_get("", "type")?;
@@ -95,10 +95,10 @@ impl Profiles {
             });
         }
 
-        let suppressed = suppressed_events(txn, &settings, &events).await?;
+        let suppressed = suppressed_events(txn, tenant, &settings, &events).await?;
         let mut state = GraphState::default();
-        let owners = load_graph(txn, &events, &mut state).await?;
-        let mut rows: HashMap<ProfileId, ProfileRow> = profile_row::load(txn, &owners)
+        let owners = load_graph(txn, tenant, &events, &mut state).await?;
+        let mut rows: HashMap<ProfileId, ProfileRow> = profile_row::load(txn, tenant, &owners)
             .await?
             .into_iter()
             .map(|row| (row.id, row))
@@ -151,8 +151,8 @@ impl Profiles {
         insert_identities(txn, tenant, &attached, &redirects, now).await?;
         update_events(txn, tenant, &assignments, &redirects, now).await?;
         if !suppressed.is_empty() {
-            let mut delete = Sql::new("DELETE FROM events WHERE id IN ");
-            delete.bind_list(suppressed.iter().copied());
+            let mut delete = Sql::new("DELETE FROM events WHERE tenant_id = ");
+            delete.bind(tenant).push(" AND id IN ").bind_list(suppressed.iter().copied());
             delete.execute(txn).await?;
         }
         graph.commit().await?;
@@ -204,6 +204,7 @@ fn merge_rows(
 /// Drops the events of erased people: any identifier on the suppression list.
 async fn suppressed_events<C: ConnectionTrait>(
     txn: &C,
+    tenant: Uuid,
     settings: &WorkspaceProfileSettings,
     events: &[PendingEvent],
 ) -> Result<HashSet<Uuid>> {
@@ -216,15 +217,15 @@ async fn suppressed_events<C: ConnectionTrait>(
     if by_hash.is_empty() {
         return Ok(HashSet::new());
     }
-    let mut select = Sql::new("SELECT identity_hash FROM suppressions WHERE identity_hash IN ");
-    select.bind_list(by_hash.keys().cloned());
+    let mut select = Sql::new("SELECT identity_hash FROM suppressions WHERE tenant_id = ");
+    select.bind(tenant).push(" AND identity_hash IN ").bind_list(by_hash.keys().cloned());
     let mut dropped = HashSet::new();
     for row in select.fetch_all(txn).await? {
         let hash: String = row.try_get("", "identity_hash")?;
         let ids = by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default();
         dropped.extend(ids.iter().copied());
         let mut count = Sql::new("UPDATE suppressions SET dropped_events = dropped_events + ");
-        count.bind(ids.len() as i64).push(" WHERE identity_hash = ").bind(hash);
+        count.bind(ids.len() as i64).push(" WHERE tenant_id = ").bind(tenant).push(" AND identity_hash = ").bind(hash);
         count.execute(txn).await?;
     }
     Ok(dropped)
@@ -234,6 +235,7 @@ async fn suppressed_events<C: ConnectionTrait>(
 /// blocked pairs. Returns the profiles involved.
 async fn load_graph<C: ConnectionTrait>(
     txn: &C,
+    tenant: Uuid,
     events: &[PendingEvent],
     state: &mut GraphState,
 ) -> Result<Vec<ProfileId>> {
@@ -251,8 +253,8 @@ async fn load_graph<C: ConnectionTrait>(
     let mut profiles: HashSet<ProfileId> = HashSet::new();
     let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
     for chunk in values.chunks(1000) {
-        let mut select = Sql::new("SELECT kind, value, profile_id FROM identities WHERE value IN ");
-        select.bind_list(chunk.iter().cloned());
+        let mut select = Sql::new("SELECT kind, value, profile_id FROM identities WHERE tenant_id = ");
+        select.bind(tenant).push(" AND value IN ").bind_list(chunk.iter().cloned());
         for row in select.fetch_all(txn).await? {
             let kind: String = row.try_get("", "kind")?;
             let Ok(kind) = kind.parse::<IdentityKind>() else { continue };
@@ -268,8 +270,8 @@ async fn load_graph<C: ConnectionTrait>(
     let profiles: Vec<ProfileId> = profiles.into_iter().collect();
     for chunk in profiles.chunks(1000) {
         let ids: Vec<Uuid> = chunk.iter().map(ProfileId::as_uuid).collect();
-        let mut counts = Sql::new("SELECT profile_id, kind, COUNT(*) AS n FROM identities WHERE profile_id IN ");
-        counts.bind_list(ids.iter().copied()).push(" GROUP BY profile_id, kind");
+        let mut counts = Sql::new("SELECT profile_id, kind, COUNT(*) AS n FROM identities WHERE tenant_id = ");
+        counts.bind(tenant).push(" AND profile_id IN ").bind_list(ids.iter().copied()).push(" GROUP BY profile_id, kind");
         for row in counts.fetch_all(txn).await? {
             let kind: String = row.try_get("", "kind")?;
             let n: i64 = row.try_get("", "n")?;
@@ -277,8 +279,14 @@ async fn load_graph<C: ConnectionTrait>(
                 state.know_count(ProfileId::from_uuid(row.try_get("", "profile_id")?), kind, n as u32);
             }
         }
-        let mut blocks = Sql::new("SELECT profile_a, profile_b FROM merge_blocks WHERE profile_a IN ");
-        blocks.bind_list(ids.iter().copied()).push(" OR profile_b IN ").bind_list(ids.iter().copied());
+        let mut blocks = Sql::new("SELECT profile_a, profile_b FROM merge_blocks WHERE tenant_id = ");
+        blocks
+            .bind(tenant)
+            .push(" AND (profile_a IN ")
+            .bind_list(ids.iter().copied())
+            .push(" OR profile_b IN ")
+            .bind_list(ids.iter().copied())
+            .push(")");
         for row in blocks.fetch_all(txn).await? {
             state.know_blocked_pair(
                 ProfileId::from_uuid(row.try_get("", "profile_a")?),
@@ -293,7 +301,7 @@ async fn apply_merge<C: ConnectionTrait>(txn: &C, tenant: Uuid, merge: &ChunkMer
     let (survivor, merged) = (merge.step.survivor.as_uuid(), merge.step.merged.as_uuid());
     for table in ["identities", "events", "consents"] {
         let mut moved = Sql::new(&format!("UPDATE {table} SET profile_id = "));
-        moved.bind(survivor).push(" WHERE profile_id = ").bind(merged);
+        moved.bind(survivor).push(" WHERE tenant_id = ").bind(tenant).push(" AND profile_id = ").bind(merged);
         moved.execute(txn).await?;
     }
     let mut insert = Sql::new(

@@ -124,12 +124,16 @@ impl ProfileRow {
 }
 
 /// Loads profile rows by id.
-pub(crate) async fn load<C: ConnectionTrait>(conn: &C, ids: &[ProfileId]) -> Result<Vec<ProfileRow>, sea_orm::DbErr> {
+pub(crate) async fn load<C: ConnectionTrait>(
+    conn: &C,
+    tenant: Uuid,
+    ids: &[ProfileId],
+) -> Result<Vec<ProfileRow>, sea_orm::DbErr> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM profiles WHERE id IN "));
-    sql.bind_list(ids.iter().map(|id| id.as_uuid()));
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM profiles WHERE tenant_id = "));
+    sql.bind(tenant).push(" AND id IN ").bind_list(ids.iter().map(|id| id.as_uuid()));
     sql.fetch_all(conn).await?.iter().map(ProfileRow::from_row).collect()
 }
 

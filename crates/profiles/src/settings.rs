@@ -56,10 +56,11 @@ impl RuleInput {
     }
 }
 
-pub(crate) async fn load<C: ConnectionTrait>(conn: &C) -> Result<WorkspaceProfileSettings> {
-    let row = Sql::new("SELECT default_region, source_precedence, suppression_salt FROM profile_settings")
-        .fetch_one(conn)
-        .await?;
+pub(crate) async fn load<C: ConnectionTrait>(conn: &C, tenant: uuid::Uuid) -> Result<WorkspaceProfileSettings> {
+    let mut select =
+        Sql::new("SELECT default_region, source_precedence, suppression_salt FROM profile_settings WHERE tenant_id = ");
+    select.bind(tenant);
+    let row = select.fetch_one(conn).await?;
     let (default_region, precedence, salt) = match row {
         Some(row) => {
             let region: String = row.try_get("", "default_region")?;
@@ -75,12 +76,12 @@ pub(crate) async fn load<C: ConnectionTrait>(conn: &C) -> Result<WorkspaceProfil
         None => NormalizationContext { default_region: None },
     };
     let mut rules = IdentityRules::default();
-    for row in Sql::new(
-        "SELECT kind, priority, max_per_profile, merges, blocked_values, blocked_patterns FROM identity_rules",
-    )
-    .fetch_all(conn)
-    .await?
-    {
+    let mut select = Sql::new(
+        "SELECT kind, priority, max_per_profile, merges, blocked_values, blocked_patterns FROM identity_rules \
+         WHERE tenant_id = ",
+    );
+    select.bind(tenant);
+    for row in select.fetch_all(conn).await? {
         let strings = |v: Value| -> Vec<String> {
             v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
         };
@@ -112,7 +113,12 @@ pub(crate) async fn ensure_row<C: ConnectionTrait>(
     tenant: uuid::Uuid,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String> {
-    if let Some(row) = Sql::new("SELECT suppression_salt FROM profile_settings").fetch_one(conn).await? {
+    let salt_query = || {
+        let mut select = Sql::new("SELECT suppression_salt FROM profile_settings WHERE tenant_id = ");
+        select.bind(tenant);
+        select
+    };
+    if let Some(row) = salt_query().fetch_one(conn).await? {
         return Ok(row.try_get("", "suppression_salt")?);
     }
     let mut salt = [0u8; 32];
@@ -133,7 +139,7 @@ pub(crate) async fn ensure_row<C: ConnectionTrait>(
         .push(") ON CONFLICT (tenant_id) DO NOTHING");
     insert.execute(conn).await?;
     // Another transaction may have won the insert; read whichever salt is stored.
-    match Sql::new("SELECT suppression_salt FROM profile_settings").fetch_one(conn).await? {
+    match salt_query().fetch_one(conn).await? {
         Some(row) => Ok(row.try_get("", "suppression_salt")?),
         None => Err(ProfilesError::Internal("profile settings row missing after insert".into())),
     }
@@ -147,7 +153,7 @@ impl Profiles {
     ) -> Result<WorkspaceProfileSettings> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
         let txn = scope.begin(self.db()).await?;
-        let settings = load(&txn).await?;
+        let settings = load(&txn, scope.tenant_id().as_uuid()).await?;
         txn.commit().await?;
         Ok(settings)
     }
@@ -174,15 +180,15 @@ impl Profiles {
         ensure_row(&graph.txn, scope.tenant_id().as_uuid(), self.now()).await?;
         if let Some(region) = update.default_region {
             let mut sql = Sql::new("UPDATE profile_settings SET default_region = ");
-            sql.bind(region.trim().to_ascii_uppercase());
+            sql.bind(region.trim().to_ascii_uppercase()).push(" WHERE tenant_id = ").bind(scope.tenant_id().as_uuid());
             sql.execute(&graph.txn).await?;
         }
         if let Some(order) = update.source_precedence {
             let mut sql = Sql::new("UPDATE profile_settings SET source_precedence = ");
-            sql.bind(json(&serde_json::json!(order)));
+            sql.bind(json(&serde_json::json!(order))).push(" WHERE tenant_id = ").bind(scope.tenant_id().as_uuid());
             sql.execute(&graph.txn).await?;
         }
-        let settings = load(&graph.txn).await?;
+        let settings = load(&graph.txn, scope.tenant_id().as_uuid()).await?;
         graph.commit().await?;
         Ok(settings)
     }

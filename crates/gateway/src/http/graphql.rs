@@ -134,7 +134,7 @@ async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -> Option<Ht
     }
 }
 
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, HttpResponse> {
+pub(super) async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, HttpResponse> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
@@ -164,7 +164,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 
 /// The peer address, or behind a trusted proxy the address that proxy saw: the right-most
 /// `X-Forwarded-For` hop, the only one a client cannot write itself.
-fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
+pub(super) fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
     if trust_forwarded_for
         && let Some(proxy_seen) = req
             .headers()

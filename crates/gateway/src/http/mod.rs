@@ -3,6 +3,7 @@
 mod graphql;
 mod health;
 mod middleware;
+mod tracking;
 
 use crate::schema::PasserelleSchema;
 use actix_web::{App, HttpServer, dev::Server, web};
@@ -21,6 +22,7 @@ pub struct GatewaySettings {
 pub struct AppState {
     pub schema: PasserelleSchema,
     pub tenancy: tenancy::Tenancy,
+    pub profiles: profiles::Profiles,
     pub db: Db,
     pub cache: Cache,
     pub limiter: RateLimiter,
@@ -37,6 +39,7 @@ pub fn build_server(state: AppState, listener: TcpListener, workers: usize) -> s
             .wrap(actix_web::middleware::from_fn(middleware::observe))
             .route("/graphql", web::post().to(graphql::execute))
             .route("/graphql", web::get().to(graphql::graphiql))
+            .configure(tracking::routes)
             .route("/livez", web::get().to(health::livez))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))

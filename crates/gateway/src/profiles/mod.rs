@@ -1,0 +1,9 @@
+//! The profiles domain on GraphQL: profiles and their timeline, identities, merges and
+//! consent; ingestion for integrations that prefer GraphQL; identity rules; GDPR.
+
+mod mutation;
+mod objects;
+mod query;
+
+pub use mutation::ProfilesMutation;
+pub use query::ProfilesQuery;
