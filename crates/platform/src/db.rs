@@ -66,6 +66,25 @@ impl Db {
         &self.conn
     }
 
+    /// Opens a transaction that will write. On SQLite it takes the write lock with its first
+    /// statement: a transaction that reads first and writes later fails with `SQLITE_BUSY`
+    /// (which no busy timeout retries) when another connection committed in between. The
+    /// statement is a no-op write on the migrations table, which always exists. PostgreSQL
+    /// needs nothing: its writers wait on row locks.
+    pub async fn begin_write(&self) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+        use sea_orm::TransactionTrait;
+        let txn = self.conn.begin().await?;
+        self.take_write_lock(&txn).await?;
+        Ok(txn)
+    }
+
+    pub(crate) async fn take_write_lock(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        if self.backend == Backend::Sqlite {
+            txn.execute_unprepared("DELETE FROM seaql_migrations WHERE 1 = 0").await?;
+        }
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<(), PlatformError> {
         self.conn.ping().await?;
         Ok(())

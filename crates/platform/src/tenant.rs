@@ -37,4 +37,11 @@ impl TenantScope {
         }
         Ok(txn)
     }
+
+    /// Like [`TenantScope::begin`] for a transaction that will write (see [`Db::begin_write`]).
+    pub async fn begin_write(&self, db: &Db) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.begin(db).await?;
+        db.take_write_lock(&txn).await?;
+        Ok(txn)
+    }
 }

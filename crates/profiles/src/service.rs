@@ -1,7 +1,7 @@
 use crate::{ProfilesError, sql::Sql};
 use kernel::Clock;
 use platform::{Backend, Db, TenantScope};
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use sea_orm::DatabaseTransaction;
 use std::sync::Arc;
 use tenancy::Tenancy;
 use tokio::sync::{Mutex, Notify};
@@ -59,17 +59,11 @@ impl Profiles {
             Backend::Sqlite => Some(self.inner.sqlite_graph.lock().await),
             Backend::Postgres => None,
         };
-        let txn = scope.begin(self.db()).await?;
-        match self.db().backend() {
-            Backend::Postgres => {
-                let mut lock = Sql::new("SELECT pg_advisory_xact_lock(");
-                lock.bind(advisory_key(scope)).push(")");
-                lock.fetch_one(&txn).await?;
-            }
-            Backend::Sqlite => {
-                // A write first, so the transaction holds SQLite's write lock before it reads.
-                txn.execute_unprepared("DELETE FROM pending_work WHERE 1 = 0").await?;
-            }
+        let txn = scope.begin_write(self.db()).await?;
+        if self.db().backend() == Backend::Postgres {
+            let mut lock = Sql::new("SELECT pg_advisory_xact_lock(");
+            lock.bind(advisory_key(scope)).push(")");
+            lock.fetch_one(&txn).await?;
         }
         Ok(GraphTransaction { txn, _guard: guard })
     }

@@ -3,7 +3,7 @@
 use crate::{EmailAddress, Name, Result, Role, Tenancy, TenancyError};
 use entity::{agency, membership, user};
 use kernel::{AgencyId, UserId};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 #[derive(Debug, Clone)]
 pub struct Bootstrapped {
@@ -26,7 +26,7 @@ impl Tenancy {
         Self::check_new_password(password)?;
         let hash = self.inner.passwords.hash(password).await?;
         let now = self.now();
-        let txn = self.db().connection().begin().await?;
+        let txn = self.db().begin_write().await?;
         if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&txn).await?.is_some() {
             return Err(TenancyError::Conflict("a user with this email already exists".into()));
         }

@@ -190,7 +190,7 @@ impl Tenancy {
         let secret_part = random_token();
         let secret =
             format!("{}{}_{}", input.kind.key_prefix(), input.workspace_id.as_uuid().simple(), secret_part);
-        let txn = scope.begin(self.db()).await?;
+        let txn = scope.begin_write(self.db()).await?;
         let model = api_key::ActiveModel {
             tenant_id: Set(scope.tenant_id().as_uuid()),
             id: Set(ApiKeyId::new().as_uuid()),
@@ -227,7 +227,7 @@ impl Tenancy {
     ) -> Result<ApiKey> {
         let staff = actor.staff()?;
         let scope = self.authorize(actor, workspace, Permission::Administer).await?;
-        let txn = scope.begin(self.db()).await?;
+        let txn = scope.begin_write(self.db()).await?;
         let found = api_key::Entity::find_by_id((scope.tenant_id().as_uuid(), id.as_uuid()))
             .one(&txn)
             .await?
@@ -289,20 +289,34 @@ impl Tenancy {
         if !digests_match(&found.secret_hash, &sha256_hex(raw.trim())) || found.revoked_at.is_some() {
             return Err(TenancyError::Unauthenticated);
         }
+        txn.commit().await?;
         let now = self.now();
         if found.last_used_at.is_none_or(|at| (now - at).num_seconds() >= LAST_USED_RESOLUTION_SECS) {
-            api_key::ActiveModel {
-                tenant_id: Set(found.tenant_id),
-                id: Set(found.id),
-                last_used_at: Set(Some(now)),
-                ..Default::default()
+            // Its own short write transaction: a read transaction that turns into a writer can
+            // fail on SQLite when another writer committed in between, and a missed
+            // `lastUsedAt` must never refuse a valid key.
+            if let Err(error) = self.touch_api_key(&scope, &found, now).await {
+                tracing::warn!(error = %error, "could not record the API key's last use");
             }
-            .update(&txn)
-            .await?;
         }
-        txn.commit().await?;
         let key = ApiKey::try_from(found)?;
         Ok(ApiKeyActor { key_id: key.id, workspace_id: key.workspace_id, kind: key.kind, scopes: key.scopes })
+    }
+}
+
+impl Tenancy {
+    async fn touch_api_key(&self, scope: &TenantScope, key: &api_key::Model, now: DateTime<Utc>) -> Result<()> {
+        let txn = scope.begin_write(self.db()).await?;
+        api_key::ActiveModel {
+            tenant_id: Set(key.tenant_id),
+            id: Set(key.id),
+            last_used_at: Set(Some(now)),
+            ..Default::default()
+        }
+        .update(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{membership, refresh_token, user};
 use kernel::{AgencyId, SessionId, UserId, WorkspaceId};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter,
     sea_query::Expr,
 };
 use std::time::Duration;
@@ -221,7 +221,7 @@ impl Tenancy {
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, presented: &str) -> Result<TokenPair> {
         let now = self.now();
-        let txn = self.db().connection().begin().await?;
+        let txn = self.db().begin_write().await?;
         let Some(stored) = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(sha256_hex(presented.trim())))
             .one(&txn)

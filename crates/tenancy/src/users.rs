@@ -11,7 +11,6 @@ use kernel::{AgencyId, MembershipId, Page, PageRequest, UserId, WorkspaceId};
 use platform::paging::{Order, keyset};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
 };
 
 const INVITATION_TTL_DAYS: i64 = 7;
@@ -151,7 +150,7 @@ impl Tenancy {
             None => (None, Some(format!("pin_{}", random_token()))),
         };
         let now = self.now();
-        let txn = self.db().connection().begin().await?;
+        let txn = self.db().begin_write().await?;
         if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&txn).await?.is_some() {
             return Err(TenancyError::Conflict("a user with this email already exists".into()));
         }
@@ -252,7 +251,7 @@ impl Tenancy {
         let staff = actor.staff()?;
         let target = self.agency_user(staff.agency_id, user_id).await?;
         self.require_may_grant(staff, workspace, role).await?;
-        let txn = self.db().connection().begin().await?;
+        let txn = self.db().begin_write().await?;
         lock_agency(&txn, staff.agency_id).await?;
         let existing = membership::Entity::find()
             .filter(membership::Column::UserId.eq(target.id))
@@ -331,7 +330,7 @@ impl Tenancy {
     #[tracing::instrument(skip_all)]
     pub async fn revoke_role(&self, actor: &Actor, membership_id: MembershipId) -> Result<Membership> {
         let staff = actor.staff()?;
-        let txn = self.db().connection().begin().await?;
+        let txn = self.db().begin_write().await?;
         lock_agency(&txn, staff.agency_id).await?;
         let found = membership::Entity::find_by_id(membership_id.as_uuid())
             .filter(membership::Column::AgencyId.eq(staff.agency_id.as_uuid()))
@@ -373,7 +372,7 @@ impl Tenancy {
         if user_id == staff.user_id {
             return Err(TenancyError::Conflict("you cannot deactivate yourself".into()));
         }
-        let txn = self.db().connection().begin().await?;
+        let txn = self.db().begin_write().await?;
         lock_agency(&txn, staff.agency_id).await?;
         let memberships =
             membership::Entity::find().filter(membership::Column::UserId.eq(target.id)).all(&txn).await?;
