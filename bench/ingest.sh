@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Ingestion on PostgreSQL: events accepted and durable through POST /v1/batch (100 events per
+# request), beside a raw COPY of the same rows into a copy of the events table in the same run;
+# then processing (identities resolved, profiles updated) and its delay from acceptance.
+#
+#   bash bench/ingest.sh
+#
+# Needs wrk (apt-get install wrk), psql, and the PostgreSQL roles .ci/run creates
+# (passerelle_owner, passerelle_app). Knobs: DURATION (20s), CONNECTIONS (32), STEADY (20s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-20s}
+CONNECTIONS=${CONNECTIONS:-32}
+STEADY=${STEADY:-20s}
+PORT=${PORT:-18081}
+ADMIN=${PASSERELLE_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+cargo build --release -q -p passerelle
+BIN=$CARGO_TARGET_DIR/release/passerelle
+
+db=bench_ingest_$$
+work=$(mktemp -d)
+cleanup() {
+  kill "${server:-}" "${worker:-}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+psql "$ADMIN" -qc "CREATE DATABASE $db OWNER passerelle_owner" >/dev/null
+owner_url="postgres://passerelle_owner:passerelle@127.0.0.1:5432/$db"
+export DATABASE_URL="postgres://passerelle_app:passerelle@127.0.0.1:5432/$db"
+export PASSERELLE_MIGRATION_DATABASE_URL=$owner_url
+export PASSERELLE_DATA_DIR=$work/data PASSERELLE_LOG=warn
+export PASSERELLE_RATE_LIMIT_INGEST_PER_SECOND=10000000 PASSERELLE_RATE_LIMIT_INGEST_BURST=10000000
+export PASSERELLE_RATE_LIMIT_IP_PER_SECOND=10000000 PASSERELLE_RATE_LIMIT_IP_BURST=10000000
+sql() { psql "$owner_url" -qAtc "$1"; }
+
+email="bench-$$@bench.test"
+echo 'benchmark passphrase 123' | "$BIN" bootstrap --agency Bench --email "$email" --password-stdin >/dev/null
+start_server() {
+  PASSERELLE_WORKERS=$1 "$BIN" serve --listen 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 50); do curl -sf http://127.0.0.1:$PORT/livez >/dev/null && return; sleep 0.2; done
+  echo "the server did not start" >&2; cat "$work/server.log" >&2; exit 1
+}
+gql() { curl -s http://127.0.0.1:$PORT/graphql -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
+start_server false
+TOKEN=$(gql "{\"query\":\"mutation { login(email: \\\"$email\\\", password: \\\"benchmark passphrase 123\\\") { accessToken } }\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["accessToken"])')
+workspace=$(gql '{"query":"mutation { createWorkspace(input: {name: \"Bench\"}) { id } }"}' \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createWorkspace"]["id"])')
+export BENCH_WRITE_KEY=$(gql "{\"query\":\"mutation { createApiKey(input: {workspaceId: \\\"$workspace\\\", name: \\\"bench\\\", kind: WRITE, scopes: []}) { secret } }\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createApiKey"]["secret"])')
+
+echo "== 1. acceptance: POST /v1/batch, 100 events per request, workers off"
+wrk -t1 -c4 -d2s -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch >/dev/null  # warm-up
+before=$(sql "SELECT count(*) FROM events")
+t0=$(date +%s.%N)
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch | tee "$work/wrk.txt"
+t1=$(date +%s.%N)
+after=$(sql "SELECT count(*) FROM events")
+accepted=$((after - before))
+grep -q "Non-2xx" "$work/wrk.txt" && { echo "some requests failed" >&2; exit 1; }
+ingest_rate=$(python3 -c "print(round($accepted / ($t1 - $t0)))")
+echo "accepted $accepted events in $(python3 -c "print(round($t1 - $t0, 1))") s: $ingest_rate events/s"
+
+echo "== 2. baseline: COPY of the same rows into a copy of the events table (same indexes)"
+sql "CREATE TABLE events_copy (LIKE events INCLUDING ALL)"
+sql "COPY (SELECT * FROM events) TO STDOUT" > "$work/events.copy" 2>/dev/null || \
+  psql "$owner_url" -qc "\\copy (SELECT * FROM events) TO '$work/events.copy'"
+c0=$(date +%s.%N)
+psql "$owner_url" -qc "\\copy events_copy FROM '$work/events.copy'"
+c1=$(date +%s.%N)
+copy_rate=$(python3 -c "print(round($after / ($c1 - $c0)))")
+echo "COPY of $after rows: $copy_rate rows/s; acceptance/COPY = $(python3 -c "print(round($ingest_rate / $copy_rate, 2))")"
+sql "DROP TABLE events_copy"
+
+echo "== 3. processing the backlog: passerelle worker"
+kill $server; wait $server 2>/dev/null || true; server=
+pending=$(sql "SELECT count(*) FROM events WHERE status = 'pending'")
+p0=$(date +%s.%N)
+"$BIN" worker >"$work/worker.log" 2>&1 &
+worker=$!
+while [ "$(sql "SELECT count(*) FROM events WHERE status = 'pending'")" != 0 ]; do sleep 0.5; done
+p1=$(date +%s.%N)
+kill $worker; wait $worker 2>/dev/null || true; worker=
+echo "processed $pending events in $(python3 -c "print(round($p1 - $p0, 1))") s: $(python3 -c "print(round($pending / ($p1 - $p0)))") events/s"
+echo "profiles: $(sql "SELECT count(*) FROM profiles WHERE merged_into IS NULL"), merges: $(sql "SELECT count(*) FROM profile_merges")"
+
+echo "== 4. delay from acceptance to processed under a steady load (serve with its workers, 4 connections)"
+start_server true
+mark=$(sql "SELECT now()")
+wrk -t1 -c4 -d"$STEADY" -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch | grep -E "Requests/sec"
+while [ "$(sql "SELECT count(*) FROM events WHERE status = 'pending'")" != 0 ]; do sleep 0.5; done
+sql "SELECT 'events ' || count(*) || ', p50 ' || round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) * 1000)::numeric, 1)
+     || ' ms, p99 ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) * 1000)::numeric, 1) || ' ms'
+     FROM events WHERE received_at >= '$mark'"

@@ -1,0 +1,45 @@
+-- wrk script: POST /v1/batch with 100 Segment track/identify events per request, every
+-- messageId unique, about 1 in 10 events from a returning person so the processor merges.
+-- The write key comes from the environment (BENCH_WRITE_KEY).
+local counter = 0
+local thread_tag = tostring(math.random(1, 1e9))
+local key = os.getenv("BENCH_WRITE_KEY")
+
+local function b64(data)
+  local chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+  return ((data:gsub('.', function(x)
+    local r, b = '', x:byte()
+    for i = 8, 1, -1 do r = r .. (b % 2 ^ i - b % 2 ^ (i - 1) > 0 and '1' or '0') end
+    return r
+  end) .. '0000'):gsub('%d%d?%d?%d?%d?%d?', function(x)
+    if #x < 6 then return '' end
+    local c = 0
+    for i = 1, 6 do c = c + (x:sub(i, i) == '1' and 2 ^ (6 - i) or 0) end
+    return chars:sub(c + 1, c + 1)
+  end) .. ({ '', '==', '=' })[#data % 3 + 1])
+end
+
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Basic " .. b64(key .. ":")
+
+request = function()
+  local items = {}
+  for i = 1, 100 do
+    counter = counter + 1
+    local person = counter % 10 == 0 and tostring(counter % 5000) or (thread_tag .. "-" .. counter)
+    if i % 10 == 1 then
+      items[i] = string.format(
+        '{"type":"identify","messageId":"%s-%d","anonymousId":"anon-%s","userId":"user-%s",' ..
+        '"traits":{"email":"p%s@bench.test","plan":"pro"},"timestamp":"2026-11-23T10:00:00Z"}',
+        thread_tag, counter, person, person, person)
+    else
+      items[i] = string.format(
+        '{"type":"track","event":"Product Viewed","messageId":"%s-%d","anonymousId":"anon-%s",' ..
+        '"properties":{"sku":"SKU-%d","price":19.99},"context":{"ip":"198.51.100.%d",' ..
+        '"userAgent":"Mozilla/5.0"},"timestamp":"2026-11-23T10:00:00Z"}',
+        thread_tag, counter, person, counter % 1000, counter % 250)
+    end
+  end
+  return wrk.format(nil, nil, nil, '{"batch":[' .. table.concat(items, ",") .. '],"sentAt":"2026-11-23T10:00:00Z"}')
+end
