@@ -19,16 +19,27 @@ const OVERSIZED_BLOCK_WINDOW: usize = 16;
 const MAX_NAME_TOKENS: usize = 4;
 
 /// Which rule a key comes from, so that equal parts from different rules never collide.
+/// "Sound" is the Soundex code of a name; "town" the postcode, or the city without one.
 #[derive(Debug, Clone, Copy)]
 #[repr(u8)]
 enum Rule {
+    /// The sounds of two names, in either order (survives swapped names).
     NamesSound = 1,
     BirthDate,
+    /// The sound of one name and the birth year.
     NameSoundBirthYear,
+    /// The sound of one name and the town.
     NameSoundPostcode,
     PostcodeStreetNumber,
+    /// The start of the street and the house number.
     StreetStreetNumber,
+    /// Birth day and month, and the town.
     BirthDayPostcode,
+    /// Any address line and the start of the city.
+    AddressLineTown,
+    /// The sound of one name and the start of any address line.
+    NameSoundStreet,
+    /// An email, phone or identifier.
     Strong,
 }
 
@@ -60,7 +71,9 @@ pub(crate) fn candidate_pairs(table: &Table, max_block_size: usize) -> Vec<u64> 
                 }
             }
         } else {
-            members.sort_by(|&left, &right| sort_key(table, &fields, left).cmp(&sort_key(table, &fields, right)));
+            members.sort_by(|&left, &right| {
+                sort_key(table, &fields, left).cmp(&sort_key(table, &fields, right))
+            });
             for (position, &a) in members.iter().enumerate() {
                 for &b in members.iter().skip(position + 1).take(OVERSIZED_BLOCK_WINDOW) {
                     pairs.push(pair_code(a, b));
@@ -91,13 +104,21 @@ struct FieldsByRole {
     city: Option<usize>,
     street: Option<usize>,
     street_number: Option<usize>,
+    /// Street and other address lines, which typists swap.
+    address_lines: Vec<usize>,
     strong: Vec<usize>,
 }
 
 impl FieldsByRole {
     fn of(table: &Table) -> Self {
         let positions = |wanted: &[FieldKind]| -> Vec<usize> {
-            table.columns.iter().enumerate().filter(|(_, column)| wanted.contains(&column.kind)).map(|(i, _)| i).collect()
+            table
+                .columns
+                .iter()
+                .enumerate()
+                .filter(|(_, column)| wanted.contains(&column.kind))
+                .map(|(i, _)| i)
+                .collect()
         };
         let first = |wanted: FieldKind| positions(&[wanted]).first().copied();
         Self {
@@ -108,9 +129,94 @@ impl FieldsByRole {
             city: first(FieldKind::City),
             street: first(FieldKind::Street),
             street_number: first(FieldKind::StreetNumber),
+            address_lines: positions(&[FieldKind::Street, FieldKind::AddressLine]),
             strong: positions(&[FieldKind::Email, FieldKind::Phone, FieldKind::Identifier, FieldKind::Exact]),
         }
     }
+}
+
+/// The kinds of pairs of different people each rule brings together, as the fields they
+/// agree on: per rule whose fields the schema has, a label and those fields. A town brings
+/// its postcode and state along, so any of them stands for all.
+pub(crate) fn coincidences(table: &Table) -> Vec<(&'static str, Vec<usize>)> {
+    let fields = FieldsByRole::of(table);
+    let names: Vec<usize> = fields.names.iter().chain(&fields.full_names).copied().collect();
+    let place: Vec<usize> = table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| matches!(column.kind, FieldKind::City | FieldKind::Postcode | FieldKind::State))
+        .map(|(field, _)| field)
+        .collect();
+    let has_place = fields.postcode.is_some() || fields.city.is_some();
+    let join =
+        |parts: &[&[usize]]| -> Vec<usize> { parts.iter().flat_map(|part| part.iter().copied()).collect() };
+    let birth: Vec<usize> = fields.birth_date.into_iter().collect();
+    let number: Vec<usize> = fields.street_number.into_iter().collect();
+    let street: Vec<usize> = fields.street.into_iter().collect();
+    let mut coincidences = Vec::new();
+    if !names.is_empty() {
+        coincidences.push(("same name", names.clone()));
+    }
+    if !birth.is_empty() {
+        coincidences.push(("same birth date", birth.clone()));
+    }
+    // These keys hold the sound of one name, so strangers meet on one name at a time.
+    let singles: Vec<Vec<usize>> = fields
+        .names
+        .iter()
+        .map(|&field| vec![field])
+        .chain((!fields.full_names.is_empty()).then(|| fields.full_names.clone()))
+        .collect();
+    for single in &singles {
+        let kind = single.first().and_then(|&field| table.columns.get(field)).map(|column| column.kind);
+        let (with_year, with_town) = match kind {
+            Some(FieldKind::GivenName) => ("same given name and birth year", "same given name and town"),
+            Some(FieldKind::Surname) => ("same surname and birth year", "same surname and town"),
+            _ => ("same name and birth year", "same name and town"),
+        };
+        if !birth.is_empty() {
+            coincidences.push((with_year, join(&[single, &birth])));
+        }
+        if has_place {
+            coincidences.push((with_town, join(&[single, &place])));
+        }
+    }
+    if has_place && !number.is_empty() {
+        coincidences.push(("same town and house number", join(&[&place, &number])));
+    }
+    if !street.is_empty() && !number.is_empty() {
+        coincidences.push(("same street and number", join(&[&street, &number])));
+    } else if !street.is_empty() && has_place {
+        coincidences.push(("same street", join(&[&street, &place])));
+    }
+    if !birth.is_empty() && has_place {
+        coincidences.push(("same birthday and town", join(&[&birth, &place])));
+    }
+    if !fields.address_lines.is_empty() && has_place {
+        coincidences.push(("same address line and town", join(&[&fields.address_lines, &place])));
+    }
+    if !fields.address_lines.is_empty() {
+        for single in &singles {
+            let label =
+                match single.first().and_then(|&field| table.columns.get(field)).map(|column| column.kind) {
+                    Some(FieldKind::GivenName) => "same given name and street",
+                    Some(FieldKind::Surname) => "same surname and street",
+                    _ => "same name and street",
+                };
+            coincidences.push((label, join(&[single, &fields.address_lines])));
+        }
+    }
+    for &field in &fields.strong {
+        let label = match table.columns.get(field).map(|column| column.kind) {
+            Some(FieldKind::Email) => "same email",
+            Some(FieldKind::Phone) => "same phone",
+            Some(FieldKind::Identifier) => "same identifier",
+            _ => "same code",
+        };
+        coincidences.push((label, vec![field]));
+    }
+    coincidences
 }
 
 fn value(table: &Table, field: Option<usize>, record: usize) -> Option<&str> {
@@ -149,11 +255,13 @@ fn key(rule: Rule, parts: &[&[u8]]) -> u64 {
 
 fn keys_of(table: &Table, fields: &FieldsByRole, record: usize, out: &mut Vec<u64>) {
     let mut sounds: Vec<[u8; 4]> = Vec::with_capacity(MAX_NAME_TOKENS);
-    let tokens = fields
-        .names
-        .iter()
-        .filter_map(|&field| value(table, Some(field), record))
-        .chain(fields.full_names.iter().filter_map(|&field| value(table, Some(field), record)).flat_map(|name| name.split(' ')));
+    let tokens = fields.names.iter().filter_map(|&field| value(table, Some(field), record)).chain(
+        fields
+            .full_names
+            .iter()
+            .filter_map(|&field| value(table, Some(field), record))
+            .flat_map(|name| name.split(' ')),
+    );
     for token in tokens.take(MAX_NAME_TOKENS) {
         if let Some(sound) = soundex(token) {
             sounds.push(sound);
@@ -201,6 +309,23 @@ fn keys_of(table: &Table, fields: &FieldsByRole, record: usize, out: &mut Vec<u6
     }
     if let (Some(day), Some(place)) = (birth_day, place) {
         out.push(key(Rule::BirthDayPostcode, &[day.as_bytes(), place.as_bytes()]));
+    }
+    // Any address line, whichever field it was typed in, with the start of the town (the
+    // city, which a postcode typo leaves alone; its start survives most typos).
+    let lines = || fields.address_lines.iter().filter_map(|&field| value(table, Some(field), record));
+    if let Some(town) = value(table, fields.city, record).or(place) {
+        let town = town.as_bytes().get(..3).unwrap_or(town.as_bytes());
+        for line in lines() {
+            out.push(key(Rule::AddressLineTown, &[line.as_bytes(), town]));
+        }
+    }
+    // A name with the start of an address line: a duplicate whose town and birth date are
+    // damaged, and the members of a household.
+    for sound in &sounds {
+        for line in lines() {
+            let start = line.as_bytes().get(..4).unwrap_or(line.as_bytes());
+            out.push(key(Rule::NameSoundStreet, &[sound, start]));
+        }
     }
     for &field in &fields.strong {
         if let Some(value) = value(table, Some(field), record) {

@@ -33,8 +33,6 @@ enum Comparison {
     Date,
     /// exact / one edit (insertion, deletion, substitution, transposition) / different
     OneEdit,
-    /// exact / same mailbox at another domain, or one edit / different
-    Email,
     /// exact / different
     Binary,
 }
@@ -50,8 +48,10 @@ impl FieldKind {
             | Self::City
             | Self::Text => Comparison::Fuzzy,
             Self::DateOfBirth => Comparison::Date,
-            Self::StreetNumber | Self::Postcode | Self::Phone | Self::Identifier => Comparison::OneEdit,
-            Self::Email => Comparison::Email,
+            // The same mailbox at another provider is as often a namesake as the same person.
+            Self::StreetNumber | Self::Postcode | Self::Phone | Self::Identifier | Self::Email => {
+                Comparison::OneEdit
+            }
             Self::State | Self::Exact => Comparison::Binary,
         }
     }
@@ -60,12 +60,11 @@ impl FieldKind {
     pub fn level_labels(self) -> &'static [&'static str] {
         match self.comparison() {
             Comparison::Fuzzy if self == Self::GivenName => {
-                &["exact", "very similar or nickname", "similar or initial", "different"]
+                &["exact", "very similar or nickname", "similar, one typo or initial", "different"]
             }
-            Comparison::Fuzzy => &["exact", "very similar", "similar", "different"],
+            Comparison::Fuzzy => &["exact", "very similar", "similar or one typo", "different"],
             Comparison::Date => &["exact", "typo or day/month swap", "one part differs", "different"],
             Comparison::OneEdit => &["exact", "one typo", "different"],
-            Comparison::Email => &["exact", "same mailbox or one typo", "different"],
             Comparison::Binary => &["exact", "different"],
         }
     }
@@ -138,8 +137,11 @@ impl Table {
         for (field, column) in columns.iter_mut().enumerate() {
             let mut interned: HashMap<String, u32> = HashMap::new();
             for record in records {
-                let normalized =
-                    record.values.get(field).and_then(Option::as_deref).and_then(|raw| normalize(column.kind, raw));
+                let normalized = record
+                    .values
+                    .get(field)
+                    .and_then(Option::as_deref)
+                    .and_then(|raw| normalize(column.kind, raw));
                 let id = match normalized {
                     None => NO_VALUE,
                     Some(value) => {
@@ -197,19 +199,31 @@ impl Table {
     /// each other's field ("Hannagan Mikhayla" for "Mikhayla Hannagan").
     fn compare_swappable(&self, field: usize, partner: usize, a: usize, b: usize) -> (u8, u8) {
         let (first, second) = (&self.columns[field], &self.columns[partner]);
-        let straight = (compare_ids(first, first.ids[a], first.ids[b]), compare_ids(second, second.ids[a], second.ids[b]));
-        if straight == (0, 0) {
-            return straight;
-        }
         let (Some(a_first), Some(a_second), Some(b_first), Some(b_second)) =
             (first.value(a), second.value(a), first.value(b), second.value(b))
         else {
-            return straight;
+            return (
+                compare_ids(first, first.ids[a], first.ids[b]),
+                compare_ids(second, second.ids[a], second.ids[b]),
+            );
         };
-        let straight_similarity = similarity(a_first, b_first) + similarity(a_second, b_second);
-        let crossed_similarity = similarity(a_first, b_second) + similarity(a_second, b_first);
-        if crossed_similarity > straight_similarity + SWAP_MARGIN {
-            (compare_values(first.kind, a_first, b_second), compare_values(second.kind, a_second, b_first))
+        let first_similarity = similarity(a_first, b_first);
+        let second_similarity = similarity(a_second, b_second);
+        let straight = (
+            fuzzy_level(first.kind, a_first, b_first, first_similarity),
+            fuzzy_level(second.kind, a_second, b_second, second_similarity),
+        );
+        // Crossing can add at most 2 to the similarity; no need to try when it cannot win.
+        if first_similarity + second_similarity + SWAP_MARGIN >= 2.0 {
+            return straight;
+        }
+        let first_crossed = similarity(a_first, b_second);
+        let second_crossed = similarity(a_second, b_first);
+        if first_crossed + second_crossed > first_similarity + second_similarity + SWAP_MARGIN {
+            (
+                fuzzy_level(first.kind, a_first, b_second, first_crossed),
+                fuzzy_level(second.kind, a_second, b_first, second_crossed),
+            )
         } else {
             straight
         }
@@ -220,7 +234,9 @@ impl Table {
 /// most often swaps. Only when the schema has exactly one of each.
 fn swap_partners(schema: &DedupSchema) -> Vec<Option<usize>> {
     let mut partners = vec![None; schema.fields.len()];
-    for (left, right) in [(FieldKind::GivenName, FieldKind::Surname), (FieldKind::Street, FieldKind::AddressLine)] {
+    for (left, right) in
+        [(FieldKind::GivenName, FieldKind::Surname), (FieldKind::Street, FieldKind::AddressLine)]
+    {
         let find = |wanted: FieldKind| {
             let mut positions = schema.fields.iter().enumerate().filter(|(_, (_, kind))| *kind == wanted);
             match (positions.next(), positions.next()) {
@@ -255,19 +271,7 @@ pub(crate) fn compare_values(kind: FieldKind, a: &str, b: &str) -> u8 {
         return 0;
     }
     match kind.comparison() {
-        Comparison::Fuzzy => {
-            let similarity = similarity(a, b);
-            if similarity >= VERY_SIMILAR
-                || is_typo_of_long_word(a, b)
-                || (kind == FieldKind::GivenName && formal_given_name(a) == formal_given_name(b))
-            {
-                1
-            } else if similarity >= SIMILAR || (kind == FieldKind::GivenName && is_initial_of(a, b)) {
-                2
-            } else {
-                3
-            }
-        }
+        Comparison::Fuzzy => fuzzy_level(kind, a, b, similarity(a, b)),
         Comparison::Date => compare_dates(a, b),
         Comparison::OneEdit => {
             if within_one_edit(a.as_bytes(), b.as_bytes()) {
@@ -276,11 +280,26 @@ pub(crate) fn compare_values(kind: FieldKind, a: &str, b: &str) -> u8 {
                 2
             }
         }
-        Comparison::Email => {
-            let mailbox = |email: &str| email.split('@').next().map(str::to_owned);
-            if within_one_edit(a.as_bytes(), b.as_bytes()) || mailbox(a) == mailbox(b) { 1 } else { 2 }
-        }
         Comparison::Binary => 1,
+    }
+}
+
+/// The level of two values of a fuzzy field whose Jaro–Winkler similarity is `similarity`.
+fn fuzzy_level(kind: FieldKind, a: &str, b: &str, similarity: f64) -> u8 {
+    if a == b {
+        0
+    } else if similarity >= VERY_SIMILAR
+        || is_typo_of_long_word(a, b)
+        || (kind == FieldKind::GivenName && formal_given_name(a) == formal_given_name(b))
+    {
+        1
+    } else if similarity >= SIMILAR
+        || within_one_edit(a.as_bytes(), b.as_bytes())
+        || (kind == FieldKind::GivenName && is_initial_of(a, b))
+    {
+        2
+    } else {
+        3
     }
 }
 
@@ -309,7 +328,8 @@ fn compare_dates(a: &str, b: &str) -> u8 {
     if a_year == b_year && a_month == b_day && a_day == b_month {
         return 1;
     }
-    let differing = usize::from(a_year != b_year) + usize::from(a_month != b_month) + usize::from(a_day != b_day);
+    let differing =
+        usize::from(a_year != b_year) + usize::from(a_month != b_month) + usize::from(a_day != b_day);
     if differing == 1 { 2 } else { 3 }
 }
 
@@ -334,6 +354,9 @@ pub(crate) fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
 /// Jaro–Winkler similarity; a byte-level implementation for ASCII (the common case after
 /// normalisation, and several times faster), `strsim` otherwise.
 pub(crate) fn similarity(a: &str, b: &str) -> f64 {
+    if a == b {
+        return 1.0;
+    }
     if a.is_ascii() && b.is_ascii() {
         jaro_winkler_ascii(a.as_bytes(), b.as_bytes())
     } else {
@@ -342,7 +365,7 @@ pub(crate) fn similarity(a: &str, b: &str) -> f64 {
 }
 
 /// Same definition as `strsim::jaro_winkler` (match window `max(len)/2 - 1`, prefix of at
-/// most four, scaling 0.1 applied above 0.7), without allocating for short strings.
+/// most four, scaling 0.1 applied above 0.7), without allocating.
 fn jaro_winkler_ascii(a: &[u8], b: &[u8]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
@@ -350,18 +373,58 @@ fn jaro_winkler_ascii(a: &[u8], b: &[u8]) -> f64 {
     if a.is_empty() || b.is_empty() {
         return 0.0;
     }
-    const STACK: usize = 64;
-    let mut a_stack = [false; STACK];
-    let mut b_stack = [false; STACK];
-    let mut a_heap = Vec::new();
-    let mut b_heap = Vec::new();
-    let (a_flags, b_flags): (&mut [bool], &mut [bool]) = if a.len() <= STACK && b.len() <= STACK {
-        (&mut a_stack[..a.len()], &mut b_stack[..b.len()])
-    } else {
-        a_heap.resize(a.len(), false);
-        b_heap.resize(b.len(), false);
-        (&mut a_heap, &mut b_heap)
-    };
+    let (matches, transpositions) =
+        if a.len() <= 64 && b.len() <= 64 { jaro_bits(a, b) } else { jaro_loop(a, b) };
+    if matches == 0 {
+        return 0.0;
+    }
+    let matches_f = matches as f64;
+    let jaro = (matches_f / a.len() as f64
+        + matches_f / b.len() as f64
+        + (matches - transpositions / 2) as f64 / matches_f)
+        / 3.0;
+    if jaro <= 0.7 {
+        return jaro;
+    }
+    let prefix = a.iter().zip(b).take(4).take_while(|(x, y)| x == y).count();
+    jaro + 0.1 * prefix as f64 * (1.0 - jaro)
+}
+
+/// Matches and half-transpositions of Jaro for strings of at most 64 bytes, with one bit per
+/// position: each character of `a` takes the first free equal character of `b` in its window.
+fn jaro_bits(a: &[u8], b: &[u8]) -> (usize, usize) {
+    let below = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let mut positions = [0u64; 128];
+    for (j, &c) in b.iter().enumerate() {
+        positions[usize::from(c & 0x7F)] |= 1 << j;
+    }
+    let window = (a.len().max(b.len()) / 2).saturating_sub(1);
+    let (mut a_matched, mut b_matched) = (0u64, 0u64);
+    for (i, &c) in a.iter().enumerate() {
+        let range = below((i + window + 1).min(b.len())) & !below(i.saturating_sub(window));
+        let candidates = positions[usize::from(c & 0x7F)] & range & !b_matched;
+        if candidates != 0 {
+            b_matched |= candidates & candidates.wrapping_neg();
+            a_matched |= 1 << i;
+        }
+    }
+    let matches = a_matched.count_ones() as usize;
+    let mut transpositions = 0;
+    while a_matched != 0 {
+        let (i, j) = (a_matched.trailing_zeros() as usize, b_matched.trailing_zeros() as usize);
+        if a.get(i) != b.get(j) {
+            transpositions += 1;
+        }
+        a_matched &= a_matched - 1;
+        b_matched &= b_matched - 1;
+    }
+    (matches, transpositions)
+}
+
+/// The same for longer strings.
+fn jaro_loop(a: &[u8], b: &[u8]) -> (usize, usize) {
+    let mut a_flags = vec![false; a.len()];
+    let mut b_flags = vec![false; b.len()];
     let window = (a.len().max(b.len()) / 2).saturating_sub(1);
     let mut matches = 0usize;
     for (i, &a_char) in a.iter().enumerate() {
@@ -376,9 +439,6 @@ fn jaro_winkler_ascii(a: &[u8], b: &[u8]) -> f64 {
             }
         }
     }
-    if matches == 0 {
-        return 0.0;
-    }
     let mut transpositions = 0usize;
     let mut b_matched = b.iter().zip(b_flags.iter()).filter(|(_, flag)| **flag).map(|(c, _)| c);
     for (a_char, _) in a.iter().zip(a_flags.iter()).filter(|(_, flag)| **flag) {
@@ -386,16 +446,7 @@ fn jaro_winkler_ascii(a: &[u8], b: &[u8]) -> f64 {
             transpositions += 1;
         }
     }
-    let matches_f = matches as f64;
-    let jaro = (matches_f / a.len() as f64
-        + matches_f / b.len() as f64
-        + (matches - transpositions / 2) as f64 / matches_f)
-        / 3.0;
-    if jaro <= 0.7 {
-        return jaro;
-    }
-    let prefix = a.iter().zip(b).take(4).take_while(|(x, y)| x == y).count();
-    jaro + 0.1 * prefix as f64 * (1.0 - jaro)
+    (matches, transpositions)
 }
 
 #[cfg(test)]
@@ -405,8 +456,22 @@ mod tests {
     #[test]
     fn jaro_winkler_matches_strsim() {
         let words = [
-            "martha", "marhta", "dixon", "dicksonx", "jellyfish", "smellyfish", "a", "", "abc", "cba",
-            "hannagan", "hannaan", "kevinstreet", "kevintreet", "mikhayla", "mikhvyla",
+            "martha",
+            "marhta",
+            "dixon",
+            "dicksonx",
+            "jellyfish",
+            "smellyfish",
+            "a",
+            "",
+            "abc",
+            "cba",
+            "hannagan",
+            "hannaan",
+            "kevinstreet",
+            "kevintreet",
+            "mikhayla",
+            "mikhvyla",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaba",
         ];
@@ -457,7 +522,8 @@ mod tests {
         assert_eq!(compare_values(FieldKind::Postcode, "5162", "5612"), 1);
         assert_eq!(compare_values(FieldKind::Postcode, "5162", "2283"), 2);
         assert_eq!(compare_values(FieldKind::State, "vic", "vci"), 1);
-        assert_eq!(compare_values(FieldKind::Email, "ada@example.com", "ada@example.org"), 1);
+        assert_eq!(compare_values(FieldKind::Email, "ada@example.com", "ada@exmaple.com"), 1);
+        assert_eq!(compare_values(FieldKind::Email, "ada@example.com", "ada@example.org"), 2);
         assert_eq!(compare_values(FieldKind::Email, "ada@example.com", "bob@example.com"), 2);
     }
 

@@ -1,20 +1,24 @@
 //! Probabilistic deduplication of person records, in memory.
 //!
-//! The model is Fellegi–Sunter: each field of a pair of records is compared into an agreement
-//! level (exact, a typo away, different, missing), each level carries a weight
-//! `log2(m / u)` — how much more often it occurs among pairs of the same person (`m`) than
-//! among pairs of different people (`u`) — and a pair's weight is the sum over its fields plus
-//! the prior log-odds. The parameters are not configured but estimated from the records
-//! themselves: `u` from random pairs, `m` and the prior by expectation–maximisation over the
-//! candidate pairs (see `em`). Exact agreement on a rare value counts for more than on a common
-//! one (term-frequency adjustment: two "Zbigniew"s say more than two "John"s).
+//! Fellegi–Sunter, with the parameters estimated from the records themselves. Each field of a
+//! pair of records is compared into an agreement level (exact, a typo away, different, or
+//! missing, which counts for nothing); how likely each level is among pairs of one person and
+//! among pairs of different people is learnt by expectation–maximisation over the candidate
+//! pairs (see `em`), seeded by how often random pairs agree by chance. The classic model has
+//! one class of non-matches and needs the fields independent within it; person data is not
+//! like that (strangers that blocking brought together share a name, or a town and a house
+//! number; households share a surname and a whole address; a move changes every address field
+//! at once), so the model has one class per kind of such pairs and two match classes (the
+//! same person, and the same person after a move). A pair's match probability is the
+//! posterior of the match classes. Exact agreement on a rare value counts for more than on a
+//! common one (term frequencies: two "Zbigniew"s say more than two "John"s).
 //!
 //! Only pairs sharing a blocking key are compared (see `blocking`), which keeps 100,000
 //! records to a few seconds. Pairs whose match probability reaches
-//! [`DedupConfig::auto_merge_probability`] are merged (and their connected components become
-//! [`DedupOutcome::clusters`]); pairs between [`DedupConfig::review_probability`] and that are
+//! [`DedupConfig::auto_merge_probability`] are merged, and their connected components become
+//! [`DedupOutcome::clusters`]; pairs between [`DedupConfig::review_probability`] and that are
 //! suggestions for staff to accept or reject. Every scored pair explains itself field by field
-//! ([`FieldMatch`]).
+//! ([`ScoredPair::fields`]). [`synthetic`] generates records with duplicates and ground truth.
 //!
 //! Pure computation: no database, no I/O, deterministic for a given input and seed.
 
@@ -96,7 +100,7 @@ pub struct DedupConfig {
     pub review_probability: f64,
     /// Cap on the EM iterations (each costs one pass over the distinct comparison patterns).
     pub max_em_iterations: usize,
-    /// EM stops once no parameter moves by more than this.
+    /// EM stops once an iteration improves the log-likelihood by less than this (relative).
     pub em_tolerance: f64,
     /// Blocks with more records than this are compared along a window instead of in full.
     pub max_block_size: usize,
@@ -106,15 +110,6 @@ pub struct DedupConfig {
     pub term_frequency_adjustments: bool,
     /// Seed of the random-pair sample; the outcome is deterministic for a given seed.
     pub seed: u64,
-    #[doc(hidden)]
-    pub scoring: Scoring,
-}
-
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scoring {
-    Candidates,
-    Population,
 }
 
 impl Default for DedupConfig {
@@ -123,12 +118,11 @@ impl Default for DedupConfig {
             auto_merge_probability: 0.99,
             review_probability: 0.5,
             max_em_iterations: 200,
-            em_tolerance: 1e-6,
+            em_tolerance: 1e-8,
             max_block_size: 500,
             random_pairs: 200_000,
             term_frequency_adjustments: true,
             seed: 0x5EED_DEDB,
-            scoring: Scoring::Candidates,
         }
     }
 }
@@ -155,7 +149,9 @@ impl DedupError {
     }
 }
 
-/// How one field of a pair compared, for explaining a score.
+/// How one field of a pair compared, for explaining a score. Its weight compares the
+/// probability of this agreement level among duplicates with its probability in the kind of
+/// non-match the pair most resembles (strangers sharing a place, a name, a birth date...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldMatch {
     /// Agreement level (index into [`FieldKind::level_labels`]); `None` when a value is missing.
@@ -170,16 +166,24 @@ pub struct FieldMatch {
 pub struct ScoredPair<K> {
     pub a: K,
     pub b: K,
-    /// Posterior log2-odds that `a` and `b` are the same person: the prior plus every field's
-    /// weight.
+    /// Posterior log2-odds that `a` and `b` are the same person: `prior_weight` plus every
+    /// field's weight.
     pub weight: f64,
     /// The same as a probability: `1 / (1 + 2^-weight)`.
     pub probability: f64,
+    /// The part of `weight` no field accounts for: the prior odds, measured against the kind
+    /// of non-match this pair most resembles. `weight` is this plus the fields' weights.
+    pub prior_weight: f64,
+    /// The kind of non-match this pair most resembles, which the field weights compare it
+    /// with: "same household", "same name", "same birth date", "same town and house number",
+    /// "same surname and street"... (see [`ModelParameters::classes`]).
+    pub closest_non_match: &'static str,
     /// One per schema field, in schema order.
     pub fields: Vec<FieldMatch>,
 }
 
-/// `m`, `u` and the weight of one agreement level of a field.
+/// `m`, `u` and the weight of one agreement level of a field. `u` mixes every kind of
+/// non-match among the candidate pairs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LevelParameters {
     pub label: &'static str,
@@ -201,11 +205,26 @@ pub struct FieldParameters {
 /// The estimated model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelParameters {
-    /// Prior probability that a scored pair is a match.
+    /// Share of the candidate pairs estimated to be matches.
     pub prior: f64,
+    /// The kinds of pairs the model told apart: "same person" (and "same person, moved" when
+    /// the schema has an address), "strangers", one kind per blocking rule the schema allows
+    /// ("same name", "same given name and town"...) and "same household".
+    pub classes: Vec<PairClass>,
+    /// Per field, `m` and `u` for each level, `u` mixing the kinds of non-matches: a summary;
+    /// pairs are scored against the classes.
     pub fields: Vec<FieldParameters>,
     pub em_iterations: usize,
     pub em_converged: bool,
+}
+
+/// One kind of candidate pair in the fitted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairClass {
+    pub label: &'static str,
+    pub is_match: bool,
+    /// Share of the candidate pairs of this kind.
+    pub share: f64,
 }
 
 /// Time spent in each stage.
@@ -214,7 +233,9 @@ pub struct DedupTimings {
     /// Normalising and interning the values.
     pub preparation: Duration,
     pub blocking: Duration,
-    /// Comparing the candidate pairs and estimating the parameters.
+    /// Comparing the candidate pairs and a sample of random pairs.
+    pub comparison: Duration,
+    /// Estimating the parameters (EM).
     pub estimation: Duration,
     /// Scoring, thresholding and clustering.
     pub scoring: Duration,
@@ -260,19 +281,23 @@ pub fn deduplicate<K: Clone>(
     }
     let patterns = count_patterns(&levels, fields);
     let random_u = em::random_pair_u(&table, &level_counts, config.random_pairs, config.seed);
-    let initial = em::Parameters { prior: 0.1, m: em::initial_m(&level_counts), u: random_u.clone() };
+    let compared = Instant::now();
+    let moved = movable_fields(schema);
+    let initial =
+        em::initial_parameters(&level_counts, &random_u, moved.as_deref(), &coincidences(schema, &table));
     let estimate = em::estimate(&patterns, initial, config.max_em_iterations, config.em_tolerance);
     let estimated = Instant::now();
 
-    let model = ScoringModel::new(&table, &estimate.parameters, &random_u, pairs.len(), config);
+    let model = ScoringModel::new(&table, estimate.parameters.clone(), patterns, config);
     let mut auto_merge = Vec::new();
     let mut suggestions = Vec::new();
     let mut merged = cluster::UnionFind::new(records.len());
     let review_log_odds = log2_odds(config.review_probability);
     let auto_log_odds = log2_odds(config.auto_merge_probability);
+    let mut scratch = Vec::new();
     for (&pair, pair_levels) in pairs.iter().zip(levels.chunks_exact(fields)) {
         let (a, b) = blocking::split_pair(pair);
-        let weight = model.weight(&table, a, pair_levels);
+        let weight = model.score(&table, (a, b), pair_levels, &mut scratch).weight;
         if weight < review_log_odds {
             continue;
         }
@@ -288,15 +313,19 @@ pub fn deduplicate<K: Clone>(
     let explain = |list: Vec<(usize, usize, f64)>| -> Vec<ScoredPair<K>> {
         let mut explained: Vec<ScoredPair<K>> = list
             .into_iter()
-            .filter_map(|(a, b, weight)| {
+            .filter_map(|(a, b, _)| {
                 let mut pair_levels = vec![0u8; fields];
                 table.compare(a, b, &mut pair_levels);
+                let score = model.score(&table, (a, b), &pair_levels, &mut Vec::new());
+                let (fields, unexplained) = model.explain(&table, (a, b), &pair_levels, &score);
                 Some(ScoredPair {
                     a: records.get(a)?.key.clone(),
                     b: records.get(b)?.key.clone(),
-                    weight,
-                    probability: probability_of(weight),
-                    fields: model.explain(&table, a, &pair_levels),
+                    weight: score.weight,
+                    probability: probability_of(score.weight),
+                    prior_weight: unexplained,
+                    closest_non_match: model.non_match_label(&score),
+                    fields,
                 })
             })
             .collect();
@@ -308,7 +337,9 @@ pub fn deduplicate<K: Clone>(
     let clusters = merged
         .groups()
         .into_iter()
-        .map(|group| group.into_iter().filter_map(|record| records.get(record).map(|r| r.key.clone())).collect())
+        .map(|group| {
+            group.into_iter().filter_map(|record| records.get(record).map(|r| r.key.clone())).collect()
+        })
         .collect();
     let scored = Instant::now();
 
@@ -321,7 +352,8 @@ pub fn deduplicate<K: Clone>(
         timings: DedupTimings {
             preparation: prepared - started,
             blocking: blocked - prepared,
-            estimation: estimated - blocked,
+            comparison: compared - blocked,
+            estimation: estimated - compared,
             scoring: scored - estimated,
         },
     })
@@ -343,7 +375,11 @@ pub fn blocking_pairs<K: Clone>(
         .collect())
 }
 
-fn validate<K>(schema: &DedupSchema, records: &[DedupRecord<K>], config: &DedupConfig) -> Result<(), DedupError> {
+fn validate<K>(
+    schema: &DedupSchema,
+    records: &[DedupRecord<K>],
+    config: &DedupConfig,
+) -> Result<(), DedupError> {
     let fields = schema.fields.len();
     if fields == 0 {
         return Err(DedupError::EmptySchema);
@@ -385,7 +421,10 @@ fn validate<K>(schema: &DedupSchema, records: &[DedupRecord<K>], config: &DedupC
 fn count_patterns(levels: &[u8], fields: usize) -> Vec<(em::Pattern, u64)> {
     let mut patterns: Vec<em::Pattern> = levels.chunks_exact(fields).map(em::pattern_of).collect();
     patterns.sort_unstable();
-    patterns.chunk_by(|a, b| a == b).filter_map(|run| run.first().map(|&pattern| (pattern, run.len() as u64))).collect()
+    patterns
+        .chunk_by(|a, b| a == b)
+        .filter_map(|run| run.first().map(|&pattern| (pattern, run.len() as u64)))
+        .collect()
 }
 
 fn log2_odds(probability: f64) -> f64 {
@@ -396,14 +435,61 @@ fn probability_of(weight: f64) -> f64 {
     1.0 / (1.0 + (-weight).exp2())
 }
 
-/// Weights ready for scoring: per field and level, and per value for exact agreement.
+/// The kinds of non-matches among the candidate pairs, each a class of the model (see `em`):
+/// strangers that a blocking rule brought together (sharing a name, a birth date, a town and
+/// house number...), and families sharing a surname and an address.
+fn coincidences(schema: &DedupSchema, table: &compare::Table) -> Vec<em::Coincidence> {
+    use FieldKind as F;
+    let mut coincidences: Vec<em::Coincidence> = blocking::coincidences(table)
+        .into_iter()
+        .map(|(label, fields)| em::Coincidence { label, fields, structural: false })
+        .collect();
+    let fields_of = |kinds: &[FieldKind]| -> Vec<usize> {
+        schema
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, kind))| kinds.contains(kind))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let address = fields_of(&[F::StreetNumber, F::Street, F::AddressLine, F::City, F::Postcode, F::State]);
+    let family_name = fields_of(&[F::Surname, F::Name]);
+    // A family shares its landline, sometimes its mailbox.
+    let shared_contact = fields_of(&[F::Phone, F::Email]);
+    if !family_name.is_empty() && !address.is_empty() {
+        coincidences.push(em::Coincidence {
+            label: "same household",
+            fields: family_name.into_iter().chain(address).chain(shared_contact).collect(),
+            structural: true,
+        });
+    }
+    coincidences
+}
+
+/// The address fields, which all change together when a person moves; `None` when the schema
+/// has no address or nothing else to recognise a person by.
+fn movable_fields(schema: &DedupSchema) -> Option<Vec<usize>> {
+    use FieldKind as F;
+    let (address, identity): (Vec<_>, Vec<_>) =
+        schema.fields.iter().enumerate().partition(|(_, (_, kind))| {
+            matches!(kind, F::StreetNumber | F::Street | F::AddressLine | F::City | F::Postcode | F::State)
+        });
+    let recognisable = identity.iter().any(|(_, (_, kind))| !matches!(kind, F::Exact | F::Text));
+    (recognisable && !address.is_empty()).then(|| address.into_iter().map(|(field, _)| field).collect())
+}
+
+/// The fitted model, ready to score pairs.
 struct ScoringModel {
-    prior: f64,
-    m: Vec<Vec<f64>>,
-    u: Vec<Vec<f64>>,
-    level_weights: Vec<Vec<f64>>,
-    /// Per field, per value id: bits added to an exact agreement on that value (empty when
-    /// the field is not adjusted).
+    parameters: em::Parameters,
+    /// Every candidate pair's pattern, sorted, with its per-class log-likelihoods (`classes`
+    /// values from `pattern_index * classes`).
+    patterns: Vec<em::Pattern>,
+    log_likelihoods: Vec<f64>,
+    classes: usize,
+    /// Per field, per value id: `ln(f / Σf²)` for a value held by a share `f` of the records,
+    /// added to the classes where agreeing on it is chance (empty when the field is not
+    /// adjusted).
     term_frequency: Vec<Vec<f64>>,
 }
 
@@ -411,29 +497,29 @@ struct ScoringModel {
 /// outweigh every other field.
 const MAX_TERM_FREQUENCY_BITS: f64 = 10.0;
 
+/// A pair's score.
+struct Score {
+    /// Log2-odds of a match.
+    weight: f64,
+    posterior: em::Posterior,
+}
+
 impl ScoringModel {
     fn new(
         table: &compare::Table,
-        estimated: &em::Parameters,
-        random_u: &[Vec<f64>],
-        candidate_pairs: usize,
+        parameters: em::Parameters,
+        patterns: Vec<(em::Pattern, u64)>,
         config: &DedupConfig,
     ) -> Self {
-        let (prior, u) = match config.scoring {
-            Scoring::Candidates => (estimated.prior, estimated.u.clone()),
-            Scoring::Population => {
-                let records = table.len as f64;
-                let all_pairs = (records * (records - 1.0) / 2.0).max(1.0);
-                let matches = estimated.prior * candidate_pairs as f64;
-                ((matches / all_pairs).clamp(1e-12, 0.5), random_u.to_vec())
-            }
-        };
-        let level_weights = estimated
-            .m
-            .iter()
-            .zip(&u)
-            .map(|(m, u)| m.iter().zip(u).map(|(m, u)| (m / u).log2()).collect())
-            .collect();
+        let classes = parameters.shares.len();
+        let mut log_likelihoods = Vec::with_capacity(patterns.len() * classes);
+        let mut scratch = Vec::with_capacity(classes);
+        let logarithms = parameters.logarithms();
+        for &(pattern, _) in &patterns {
+            logarithms.class_log_likelihoods(pattern, &mut scratch);
+            log_likelihoods.extend_from_slice(&scratch);
+        }
+        let bound = MAX_TERM_FREQUENCY_BITS * std::f64::consts::LN_2;
         let term_frequency = table
             .columns
             .iter()
@@ -441,64 +527,137 @@ impl ScoringModel {
                 if !config.term_frequency_adjustments || !column.kind.uses_term_frequencies() {
                     return Vec::new();
                 }
+                // Two strangers agree on a value held by a share `f` of the records with
+                // probability f², against Σf² on average: chance agreement on a rare value
+                // is rarer than the field's average by `f / Σf²`. Shared values (the same
+                // person, the same family) are not chance and are not adjusted. The pair's
+                // own second record is not counted: duplicates would otherwise make every
+                // rare value look common (a birth date held by three records of one person).
                 let average = column.random_exact_agreement();
                 let present = f64::from(column.present.max(1));
                 column
                     .counts
                     .iter()
                     .map(|&count| {
-                        (average / (f64::from(count) / present))
-                            .log2()
-                            .clamp(-MAX_TERM_FREQUENCY_BITS, MAX_TERM_FREQUENCY_BITS)
+                        let others = f64::from(count.saturating_sub(1).max(1));
+                        (others / present / average).ln().clamp(-bound, bound)
                     })
                     .collect()
             })
             .collect();
-        Self { prior, m: estimated.m.clone(), u, level_weights, term_frequency }
+        Self {
+            parameters,
+            patterns: patterns.into_iter().map(|(pattern, _)| pattern).collect(),
+            log_likelihoods,
+            classes,
+            term_frequency,
+        }
     }
 
-    fn field_weight(&self, table: &compare::Table, record: usize, field: usize, level: u8) -> f64 {
-        if level == compare::MISSING {
+    /// `ln(f / Σf²)` when both records hold the same value of `field` (a swapped exact
+    /// agreement is left alone: its value is not drawn from this field's distribution).
+    fn term_frequency(&self, table: &compare::Table, (a, b): (usize, usize), field: usize, level: u8) -> f64 {
+        if level != 0 {
             return 0.0;
         }
-        let base = self.level_weights.get(field).and_then(|row| row.get(usize::from(level))).copied().unwrap_or(0.0);
-        if level != 0 {
-            return base;
+        let Some(column) = table.columns.get(field) else {
+            return 0.0;
+        };
+        match (column.ids.get(a), column.ids.get(b)) {
+            (Some(&id), Some(&other)) if id == other => {
+                self.term_frequency.get(field).and_then(|row| row.get(id as usize)).copied().unwrap_or(0.0)
+            }
+            _ => 0.0,
         }
-        let adjustment = table
-            .columns
-            .get(field)
-            .and_then(|column| column.ids.get(record))
-            .and_then(|&id| self.term_frequency.get(field)?.get(id as usize))
-            .copied()
-            .unwrap_or(0.0);
-        base + adjustment
     }
 
-    fn weight(&self, table: &compare::Table, a: usize, levels: &[u8]) -> f64 {
-        let evidence: f64 =
-            levels.iter().enumerate().map(|(field, &level)| self.field_weight(table, a, field, level)).sum();
-        log2_odds(self.prior) + evidence
+    fn is_chance(&self, class: usize, field: usize) -> bool {
+        !self.parameters.structural.get(class).and_then(|row| row.get(field)).copied().unwrap_or(false)
     }
 
-    fn explain(&self, table: &compare::Table, a: usize, levels: &[u8]) -> Vec<FieldMatch> {
-        levels
+    fn score(
+        &self,
+        table: &compare::Table,
+        pair: (usize, usize),
+        levels: &[u8],
+        scratch: &mut Vec<f64>,
+    ) -> Score {
+        let pattern = em::pattern_of(levels);
+        scratch.clear();
+        match self.patterns.binary_search(&pattern) {
+            Ok(index) => scratch.extend_from_slice(
+                self.log_likelihoods.get(index * self.classes..(index + 1) * self.classes).unwrap_or(&[]),
+            ),
+            // Only reached for a pair that was not a candidate.
+            Err(_) => self.parameters.logarithms().class_log_likelihoods(pattern, scratch),
+        }
+        for (field, &level) in levels.iter().enumerate() {
+            let adjustment = self.term_frequency(table, pair, field, level);
+            if adjustment == 0.0 {
+                continue;
+            }
+            for (class, log_likelihood) in scratch.iter_mut().enumerate() {
+                if self.is_chance(class, field) {
+                    *log_likelihood += adjustment;
+                }
+            }
+        }
+        let posterior = em::posterior(&self.parameters, scratch);
+        Score { weight: posterior.log_odds / std::f64::consts::LN_2, posterior }
+    }
+
+    /// Per field, `log2` of how much likelier its level is in the closest match class than in
+    /// the closest non-match class, term frequency included; and what of `weight` the fields
+    /// leave unexplained.
+    fn explain(
+        &self,
+        table: &compare::Table,
+        pair: (usize, usize),
+        levels: &[u8],
+        score: &Score,
+    ) -> (Vec<FieldMatch>, f64) {
+        let (match_class, non_match_class) =
+            (score.posterior.closest_match, score.posterior.closest_non_match);
+        let probability = |class: usize, field: usize, level: u8| {
+            self.parameters.classes.get(class)?.get(field)?.get(usize::from(level)).copied()
+        };
+        let fields: Vec<FieldMatch> = levels
             .iter()
             .zip(&table.columns)
             .enumerate()
-            .map(|(field, (&level, column))| FieldMatch {
-                level: (level != compare::MISSING).then_some(level),
-                label: if level == compare::MISSING {
-                    "missing"
-                } else {
-                    column.kind.level_labels().get(usize::from(level)).copied().unwrap_or("unknown")
-                },
-                weight: self.field_weight(table, a, field, level),
+            .map(|(field, (&level, column))| {
+                if level == compare::MISSING {
+                    return FieldMatch { level: None, label: "missing", weight: 0.0 };
+                }
+                let base = match (
+                    probability(match_class, field, level),
+                    probability(non_match_class, field, level),
+                ) {
+                    (Some(m), Some(u)) => (m / u).log2(),
+                    _ => 0.0,
+                };
+                let chance = |class| if self.is_chance(class, field) { 1.0 } else { 0.0 };
+                let adjustment = (chance(match_class) - chance(non_match_class))
+                    * self.term_frequency(table, pair, field, level)
+                    / std::f64::consts::LN_2;
+                FieldMatch {
+                    level: Some(level),
+                    label: column.kind.level_labels().get(usize::from(level)).copied().unwrap_or("unknown"),
+                    weight: base + adjustment,
+                }
             })
-            .collect()
+            .collect();
+        let explained: f64 = fields.iter().map(|field| field.weight).sum();
+        (fields, score.weight - explained)
+    }
+
+    fn non_match_label(&self, score: &Score) -> &'static str {
+        self.parameters.labels.get(score.posterior.closest_non_match).copied().unwrap_or("strangers")
     }
 
     fn describe(&self, schema: &DedupSchema, estimate: &em::Estimate) -> ModelParameters {
+        let m = self.parameters.m();
+        let u = self.parameters.u();
         let fields = schema
             .fields
             .iter()
@@ -511,19 +670,30 @@ impl ScoringModel {
                     .iter()
                     .enumerate()
                     .map(|(level, label)| {
-                        let get = |table: &[Vec<f64>]| table.get(field).and_then(|row| row.get(level)).copied();
-                        LevelParameters {
-                            label,
-                            m: get(&self.m).unwrap_or(0.0),
-                            u: get(&self.u).unwrap_or(0.0),
-                            weight: get(&self.level_weights).unwrap_or(0.0),
-                        }
+                        let get =
+                            |table: &[Vec<f64>]| table.get(field).and_then(|row| row.get(level)).copied();
+                        let (m, u) = (get(&m).unwrap_or(0.0), get(&u).unwrap_or(0.0));
+                        let weight = if m > 0.0 && u > 0.0 { (m / u).log2() } else { 0.0 };
+                        LevelParameters { label, m, u, weight }
                     })
                     .collect(),
             })
             .collect();
+        let classes = self
+            .parameters
+            .labels
+            .iter()
+            .zip(&self.parameters.shares)
+            .enumerate()
+            .map(|(class, (label, share))| PairClass {
+                label,
+                is_match: class < self.parameters.matches,
+                share: *share,
+            })
+            .collect();
         ModelParameters {
-            prior: self.prior,
+            prior: self.parameters.match_share(),
+            classes,
             fields,
             em_iterations: estimate.iterations,
             em_converged: estimate.converged,

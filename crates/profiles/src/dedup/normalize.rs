@@ -5,6 +5,8 @@
 //! same value and two typists' spacing choices never count as a disagreement.
 
 use super::FieldKind;
+use std::collections::HashMap;
+use std::sync::LazyLock;
 use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
 
 /// Placeholders that data-entry systems write instead of leaving a field empty.
@@ -185,7 +187,9 @@ pub(crate) const NICKNAMES: &[(&str, &str)] = &[
 
 /// The formal given name a nickname stands for, or the name itself.
 pub(crate) fn formal_given_name(name: &str) -> &str {
-    NICKNAMES.iter().find(|(nickname, _)| *nickname == name).map_or(name, |(_, formal)| formal)
+    static FORMAL: LazyLock<HashMap<&'static str, &'static str>> =
+        LazyLock::new(|| NICKNAMES.iter().copied().collect());
+    FORMAL.get(name).copied().unwrap_or(name)
 }
 
 /// Lower-case, accents removed, every run of non-alphanumeric characters turned into one
@@ -230,7 +234,8 @@ pub(crate) fn fold(raw: &str) -> String {
 
 fn is_placeholder(raw: &str) -> bool {
     let trimmed = raw.trim();
-    trimmed.is_empty() || MISSING_PLACEHOLDERS.iter().any(|placeholder| trimmed.eq_ignore_ascii_case(placeholder))
+    trimmed.is_empty()
+        || MISSING_PLACEHOLDERS.iter().any(|placeholder| trimmed.eq_ignore_ascii_case(placeholder))
 }
 
 /// The normalised form of a raw value, or `None` when it carries no information.
@@ -254,7 +259,9 @@ pub(crate) fn normalize(kind: FieldKind, raw: &str) -> Option<String> {
         FieldKind::AddressLine => {
             folded.split(' ').map(|token| lookup(STREET_TYPES, token).unwrap_or(token)).collect()
         }
-        FieldKind::City => folded.split(' ').map(|token| lookup(PLACE_WORDS, token).unwrap_or(token)).collect(),
+        FieldKind::City => {
+            folded.split(' ').map(|token| lookup(PLACE_WORDS, token).unwrap_or(token)).collect()
+        }
         FieldKind::StreetNumber | FieldKind::Postcode | FieldKind::State | FieldKind::Identifier => {
             folded.split(' ').collect()
         }
@@ -289,23 +296,21 @@ fn expand_street(folded: &str) -> String {
 }
 
 /// `YYYYMMDD` for the formats people actually type (`1985-03-07`, `19850307`, `07/03/1985`,
-/// `7.3.1985`), or the digits alone when the value is not a readable date, so that a typo'd
-/// date still compares digit by digit.
+/// `7.3.1985`). A mistyped part keeps its digits in place (`07/03/19855` gives `198550307`)
+/// so that the typo stays one edit away from the right date; anything else gives its digits.
 fn normalize_date(raw: &str) -> Option<String> {
     let parts: Vec<&str> = raw.split(|c: char| !c.is_ascii_digit()).filter(|part| !part.is_empty()).collect();
-    let digits: String = parts.concat();
+    let pad = |part: &str| if part.len() == 1 { format!("0{part}") } else { part.to_owned() };
     let date = match parts.as_slice() {
-        [year, month, day] if year.len() == 4 => Some((*year, *month, *day)),
+        [year, month, day] if year.len() >= 3 => Some((*year, *month, *day)),
         // Day first: the European convention, and the only unambiguous reading of 31/12.
-        [day, month, year] if year.len() == 4 => Some((*year, *month, *day)),
+        [day, month, year] if year.len() >= 3 => Some((*year, *month, *day)),
         _ => None,
     };
-    if let Some((year, month, day)) = date
-        && month.len() <= 2
-        && day.len() <= 2
-    {
-        return Some(format!("{year}{month:0>2}{day:0>2}"));
+    if let Some((year, month, day)) = date {
+        return Some(format!("{year}{}{}", pad(month), pad(day)));
     }
+    let digits: String = parts.concat();
     if digits.len() < 4 { None } else { Some(digits) }
 }
 
@@ -381,6 +386,7 @@ mod tests {
         assert_eq!(normalize(FieldKind::DateOfBirth, "1985-3-7").as_deref(), Some("19850307"));
         assert_eq!(normalize(FieldKind::DateOfBirth, "07/03/1985").as_deref(), Some("19850307"));
         assert_eq!(normalize(FieldKind::DateOfBirth, "19850307").as_deref(), Some("19850307"));
+        assert_eq!(normalize(FieldKind::DateOfBirth, "7.3.19855").as_deref(), Some("198550307"));
         assert_eq!(normalize(FieldKind::Phone, "+33 6 12 34 56 78").as_deref(), Some("612345678"));
         assert_eq!(normalize(FieldKind::Phone, "06 12 34 56 78").as_deref(), Some("612345678"));
         assert_eq!(normalize(FieldKind::Email, " Ada@Example.com").as_deref(), Some("ada@example.com"));

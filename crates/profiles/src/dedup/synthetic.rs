@@ -29,6 +29,8 @@ pub struct SyntheticConfig {
     pub household_share: f64,
     /// Share of those household members who are twins (same birth date).
     pub twin_share: f64,
+    /// Share of duplicates entered after the person moved: a whole new address.
+    pub move_share: f64,
     /// Add email and phone columns (often missing).
     pub contact_fields: bool,
     pub seed: u64,
@@ -41,8 +43,9 @@ impl Default for SyntheticConfig {
             duplicate_share: 0.15,
             max_duplicates: 3,
             max_corruptions: 3,
-            household_share: 0.1,
-            twin_share: 0.03,
+            household_share: 0.05,
+            twin_share: 0.01,
+            move_share: 0.02,
             contact_fields: false,
             seed: 42,
         }
@@ -88,13 +91,18 @@ fn ratio(numerator: u64, denominator: u64) -> f64 {
 /// Pairwise metrics of predicted pairs against ground-truth entity ids (`entity_of[key]`).
 /// Predicted pairs are deduplicated; keys out of range count as false positives.
 pub fn pair_metrics(entity_of: &[u64], predicted: impl IntoIterator<Item = (u64, u64)>) -> PairMetrics {
-    let mut pairs: Vec<(u64, u64)> =
-        predicted.into_iter().filter(|(a, b)| a != b).map(|(a, b)| if a < b { (a, b) } else { (b, a) }).collect();
+    let mut pairs: Vec<(u64, u64)> = predicted
+        .into_iter()
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| if a < b { (a, b) } else { (b, a) })
+        .collect();
     pairs.sort_unstable();
     pairs.dedup();
     let entity = |key: u64| usize::try_from(key).ok().and_then(|index| entity_of.get(index));
-    let true_positives =
-        pairs.iter().filter(|&&(a, b)| matches!((entity(a), entity(b)), (Some(x), Some(y)) if x == y)).count() as u64;
+    let true_positives = pairs
+        .iter()
+        .filter(|&&(a, b)| matches!((entity(a), entity(b)), (Some(x), Some(y)) if x == y))
+        .count() as u64;
     let mut sizes: HashMap<u64, u64> = HashMap::new();
     for &entity in entity_of {
         *sizes.entry(entity).or_default() += 1;
@@ -113,7 +121,10 @@ pub fn cluster_metrics(entity_of: &[u64], clusters: &[Vec<u64>]) -> PairMetrics 
     pair_metrics(
         entity_of,
         clusters.iter().flat_map(|cluster| {
-            cluster.iter().enumerate().flat_map(move |(i, &a)| cluster.iter().skip(i + 1).map(move |&b| (a, b)))
+            cluster
+                .iter()
+                .enumerate()
+                .flat_map(move |(i, &a)| cluster.iter().skip(i + 1).map(move |&b| (a, b)))
         }),
     )
 }
@@ -129,34 +140,260 @@ impl SyntheticDataset {
 }
 
 const GIVEN_NAMES: &[&str] = &[
-    "James", "Olivia", "William", "Emma", "Thomas", "Charlotte", "Jack", "Chloé", "Lucas", "Amelia", "Noah",
-    "Isla", "Oliver", "Mia", "Léo", "Grace", "Henry", "Ava", "Ethan", "Sophie", "Samuel", "Ella", "Daniel",
-    "Zoé", "Joshua", "Emily", "Benjamin", "Jessica", "Alexander", "Sarah", "Michael", "Hannah", "David",
-    "Lily", "Matthew", "Ruby", "Robert", "Lucy", "Christopher", "Élodie", "Nicholas", "Hélène", "Andrew",
-    "Catherine", "Joseph", "Elizabeth", "Anthony", "Margaret", "Richard", "Rebecca", "Edward", "Victoria",
-    "Stephen", "Katherine", "Timothy", "Jennifer", "Gregory", "Patricia", "Kenneth", "Susan", "François",
-    "Amélie", "Mathis", "Camille", "Hugo", "Manon", "Théo", "Inès", "Raphaël", "Léa", "Gabriel", "Jade",
-    "Arthur", "Louise", "Louis", "Alice", "Jules", "Lina", "Adam", "Rose", "Nathan", "Anna", "Paul", "Julia",
-    "Maxime", "Clara", "Antoine", "Eva", "Nicolas", "Juliette", "Julien", "Pauline", "Mohammed", "Fatima",
-    "Youssef", "Yasmine", "Mehdi", "Sofia", "Karim", "Nadia", "Wei", "Mei", "Hiroshi", "Yuki", "Arjun",
-    "Priya", "Siobhan", "Ciaran", "Niamh", "Declan", "Mateo", "Lucia", "Diego", "Valentina", "Sebastian",
-    "Isabella", "Zbigniew", "Małgorzata", "Søren", "Ingrid", "Björn", "Astrid", "Dmitri", "Natasha",
+    "James",
+    "Olivia",
+    "William",
+    "Emma",
+    "Thomas",
+    "Charlotte",
+    "Jack",
+    "Chloé",
+    "Lucas",
+    "Amelia",
+    "Noah",
+    "Isla",
+    "Oliver",
+    "Mia",
+    "Léo",
+    "Grace",
+    "Henry",
+    "Ava",
+    "Ethan",
+    "Sophie",
+    "Samuel",
+    "Ella",
+    "Daniel",
+    "Zoé",
+    "Joshua",
+    "Emily",
+    "Benjamin",
+    "Jessica",
+    "Alexander",
+    "Sarah",
+    "Michael",
+    "Hannah",
+    "David",
+    "Lily",
+    "Matthew",
+    "Ruby",
+    "Robert",
+    "Lucy",
+    "Christopher",
+    "Élodie",
+    "Nicholas",
+    "Hélène",
+    "Andrew",
+    "Catherine",
+    "Joseph",
+    "Elizabeth",
+    "Anthony",
+    "Margaret",
+    "Richard",
+    "Rebecca",
+    "Edward",
+    "Victoria",
+    "Stephen",
+    "Katherine",
+    "Timothy",
+    "Jennifer",
+    "Gregory",
+    "Patricia",
+    "Kenneth",
+    "Susan",
+    "François",
+    "Amélie",
+    "Mathis",
+    "Camille",
+    "Hugo",
+    "Manon",
+    "Théo",
+    "Inès",
+    "Raphaël",
+    "Léa",
+    "Gabriel",
+    "Jade",
+    "Arthur",
+    "Louise",
+    "Louis",
+    "Alice",
+    "Jules",
+    "Lina",
+    "Adam",
+    "Rose",
+    "Nathan",
+    "Anna",
+    "Paul",
+    "Julia",
+    "Maxime",
+    "Clara",
+    "Antoine",
+    "Eva",
+    "Nicolas",
+    "Juliette",
+    "Julien",
+    "Pauline",
+    "Mohammed",
+    "Fatima",
+    "Youssef",
+    "Yasmine",
+    "Mehdi",
+    "Sofia",
+    "Karim",
+    "Nadia",
+    "Wei",
+    "Mei",
+    "Hiroshi",
+    "Yuki",
+    "Arjun",
+    "Priya",
+    "Siobhan",
+    "Ciaran",
+    "Niamh",
+    "Declan",
+    "Mateo",
+    "Lucia",
+    "Diego",
+    "Valentina",
+    "Sebastian",
+    "Isabella",
+    "Zbigniew",
+    "Małgorzata",
+    "Søren",
+    "Ingrid",
+    "Björn",
+    "Astrid",
+    "Dmitri",
+    "Natasha",
 ];
 
 const SURNAMES: &[&str] = &[
-    "Smith", "Martin", "Brown", "Bernard", "Wilson", "Dubois", "Taylor", "Thomas", "Johnson", "Robert",
-    "White", "Richard", "Walker", "Petit", "Harris", "Durand", "Lee", "Leroy", "Clarke", "Moreau", "King",
-    "Simon", "Green", "Laurent", "Hall", "Lefebvre", "Wood", "Michel", "Hughes", "Garcia", "Edwards",
-    "David", "Turner", "Bertrand", "Hill", "Roux", "Ward", "Vincent", "Morris", "Fournier", "Cooper",
-    "Morel", "Baker", "Girard", "Young", "André", "Wright", "Lefèvre", "Scott", "Mercier", "Mitchell",
-    "Dupont", "Campbell", "Lambert", "Anderson", "Bonnet", "Stewart", "François", "Murphy", "Martinez",
-    "O'Brien", "Kelly", "McDonald", "MacLeod", "Nguyen", "Tran", "Pham", "Chen", "Wang", "Li", "Zhang",
-    "Kumar", "Singh", "Patel", "Cohen", "Levy", "Schmidt", "Müller", "Schneider", "Fischer", "Weber",
-    "Rossi", "Russo", "Ferrari", "Esposito", "Bianchi", "Romano", "Kowalski", "Nowak", "Wiśniewski",
-    "Novák", "Horváth", "Nagy", "Papadopoulos", "Ivanov", "Petrov", "Andersen", "Nielsen", "Hansen",
-    "Johansson", "Karlsson", "Virtanen", "Korhonen", "Jansen", "de Vries", "van Dijk", "Bakker", "Janssens",
-    "Peeters", "Da Silva", "Santos", "Ferreira", "Pereira", "Rodríguez", "González", "Fernández", "López",
-    "Sánchez", "Pérez", "Gómez", "Díaz", "Hernández", "Muñoz", "Álvarez", "Romero", "Alonso", "Gutiérrez",
+    "Smith",
+    "Martin",
+    "Brown",
+    "Bernard",
+    "Wilson",
+    "Dubois",
+    "Taylor",
+    "Thomas",
+    "Johnson",
+    "Robert",
+    "White",
+    "Richard",
+    "Walker",
+    "Petit",
+    "Harris",
+    "Durand",
+    "Lee",
+    "Leroy",
+    "Clarke",
+    "Moreau",
+    "King",
+    "Simon",
+    "Green",
+    "Laurent",
+    "Hall",
+    "Lefebvre",
+    "Wood",
+    "Michel",
+    "Hughes",
+    "Garcia",
+    "Edwards",
+    "David",
+    "Turner",
+    "Bertrand",
+    "Hill",
+    "Roux",
+    "Ward",
+    "Vincent",
+    "Morris",
+    "Fournier",
+    "Cooper",
+    "Morel",
+    "Baker",
+    "Girard",
+    "Young",
+    "André",
+    "Wright",
+    "Lefèvre",
+    "Scott",
+    "Mercier",
+    "Mitchell",
+    "Dupont",
+    "Campbell",
+    "Lambert",
+    "Anderson",
+    "Bonnet",
+    "Stewart",
+    "François",
+    "Murphy",
+    "Martinez",
+    "O'Brien",
+    "Kelly",
+    "McDonald",
+    "MacLeod",
+    "Nguyen",
+    "Tran",
+    "Pham",
+    "Chen",
+    "Wang",
+    "Li",
+    "Zhang",
+    "Kumar",
+    "Singh",
+    "Patel",
+    "Cohen",
+    "Levy",
+    "Schmidt",
+    "Müller",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Rossi",
+    "Russo",
+    "Ferrari",
+    "Esposito",
+    "Bianchi",
+    "Romano",
+    "Kowalski",
+    "Nowak",
+    "Wiśniewski",
+    "Novák",
+    "Horváth",
+    "Nagy",
+    "Papadopoulos",
+    "Ivanov",
+    "Petrov",
+    "Andersen",
+    "Nielsen",
+    "Hansen",
+    "Johansson",
+    "Karlsson",
+    "Virtanen",
+    "Korhonen",
+    "Jansen",
+    "de Vries",
+    "van Dijk",
+    "Bakker",
+    "Janssens",
+    "Peeters",
+    "Da Silva",
+    "Santos",
+    "Ferreira",
+    "Pereira",
+    "Rodríguez",
+    "González",
+    "Fernández",
+    "López",
+    "Sánchez",
+    "Pérez",
+    "Gómez",
+    "Díaz",
+    "Hernández",
+    "Muñoz",
+    "Álvarez",
+    "Romero",
+    "Alonso",
+    "Gutiérrez",
 ];
 
 /// Syllables of generated surnames: the long tail no list has.
@@ -168,12 +405,60 @@ const SYLLABLES: &[&str] = &[
 ];
 
 const STREET_NAMES: &[&str] = &[
-    "High", "Station", "Main", "Church", "Park", "Victoria", "Green", "Manor", "Kings", "Queens", "Mill",
-    "Albert", "Bridge", "Chapel", "School", "Market", "Oak", "Elm", "Cedar", "Maple", "Willow", "Pine",
-    "Hurley", "Kevin", "Pinkerton", "Stanley", "Salkauskas", "Macquoid", "Rupp", "Bourne", "Verco",
-    "Weddin", "Erldunda", "Hampton", "Morrison", "Robertson", "de la Paix", "Victor Hugo", "Jean Jaurès",
-    "Pasteur", "Gambetta", "des Lilas", "du Moulin", "de la Gare", "Voltaire", "Carnot", "Foch",
-    "Nationale", "de l'Église", "des Écoles", "Saint-Michel", "Lafayette", "Montaigne", "Colbert",
+    "High",
+    "Station",
+    "Main",
+    "Church",
+    "Park",
+    "Victoria",
+    "Green",
+    "Manor",
+    "Kings",
+    "Queens",
+    "Mill",
+    "Albert",
+    "Bridge",
+    "Chapel",
+    "School",
+    "Market",
+    "Oak",
+    "Elm",
+    "Cedar",
+    "Maple",
+    "Willow",
+    "Pine",
+    "Hurley",
+    "Kevin",
+    "Pinkerton",
+    "Stanley",
+    "Salkauskas",
+    "Macquoid",
+    "Rupp",
+    "Bourne",
+    "Verco",
+    "Weddin",
+    "Erldunda",
+    "Hampton",
+    "Morrison",
+    "Robertson",
+    "de la Paix",
+    "Victor Hugo",
+    "Jean Jaurès",
+    "Pasteur",
+    "Gambetta",
+    "des Lilas",
+    "du Moulin",
+    "de la Gare",
+    "Voltaire",
+    "Carnot",
+    "Foch",
+    "Nationale",
+    "de l'Église",
+    "des Écoles",
+    "Saint-Michel",
+    "Lafayette",
+    "Montaigne",
+    "Colbert",
 ];
 
 /// Street types: full form and the abbreviation people write.
@@ -194,7 +479,8 @@ const STREET_TYPES: &[(&str, &str)] = &[
 
 const STATES: &[&str] = &["NSW", "VIC", "QLD", "WA", "SA", "TAS", "ACT", "NT"];
 
-const EMAIL_DOMAINS: &[&str] = &["gmail.com", "yahoo.com", "outlook.com", "orange.fr", "free.fr", "example.org"];
+const EMAIL_DOMAINS: &[&str] =
+    &["gmail.com", "yahoo.com", "outlook.com", "orange.fr", "free.fr", "example.org"];
 
 /// Neighbouring keys on a QWERTY keyboard, for realistic substitutions.
 const KEYBOARD_ROWS: &[&str] = &["qwertyuiop", "asdfghjkl", "zxcvbnm"];
@@ -235,12 +521,21 @@ pub fn generate(config: &SyntheticConfig) -> SyntheticDataset {
             0 => None,
             existing if rng.chance(config.household_share) => {
                 let housemate = rng.below(existing);
-                people.get(housemate).map(|housemate| household_member(&mut rng, housemate, &given_weights, config))
+                people
+                    .get(housemate)
+                    .map(|housemate| household_member(&mut rng, housemate, &given_weights, config))
             }
             _ => None,
         };
         let person = person.unwrap_or_else(|| {
-            new_person(&mut rng, &given_weights, &surname_weights, &cities, &city_weights, config.contact_fields)
+            new_person(
+                &mut rng,
+                &given_weights,
+                &surname_weights,
+                &cities,
+                &city_weights,
+                config.contact_fields,
+            )
         });
         people.push(person);
     }
@@ -255,8 +550,7 @@ pub fn generate(config: &SyntheticConfig) -> SyntheticDataset {
                 duplicates += 1;
             }
             for _ in 0..duplicates {
-                let duplicate =
-                    duplicate_of(&mut rng, person, &cities, &city_weights, config.max_corruptions.max(1));
+                let duplicate = duplicate_of(&mut rng, person, &cities, &city_weights, config);
                 rows.push((id as u64, duplicate));
             }
         }
@@ -386,7 +680,13 @@ fn new_person(
     if contact_fields {
         person.email = rng.chance(0.6).then(|| email_of(rng, &person.given, &person.surname));
         person.phone = rng.chance(0.5).then(|| {
-            format!("06 {:02} {:02} {:02} {:02}", rng.below(100), rng.below(100), rng.below(100), rng.below(100))
+            format!(
+                "06 {:02} {:02} {:02} {:02}",
+                rng.below(100),
+                rng.below(100),
+                rng.below(100),
+                rng.below(100)
+            )
         });
     }
     person
@@ -412,7 +712,12 @@ fn email_of(rng: &mut SplitMix64, given: &str, surname: &str) -> String {
     format!("{local}{suffix}@{}", pick(rng, EMAIL_DOMAINS))
 }
 
-fn household_member(rng: &mut SplitMix64, housemate: &Person, given_weights: &[f64], config: &SyntheticConfig) -> Person {
+fn household_member(
+    rng: &mut SplitMix64,
+    housemate: &Person,
+    given_weights: &[f64],
+    config: &SyntheticConfig,
+) -> Person {
     let mut member = housemate.clone();
     loop {
         let given = GIVEN_NAMES.get(pick_weighted(rng, given_weights)).copied().unwrap_or("Alex");
@@ -471,11 +776,11 @@ fn duplicate_of(
     person: &Person,
     cities: &[City],
     city_weights: &[f64],
-    max_corruptions: usize,
+    config: &SyntheticConfig,
 ) -> Vec<Option<String>> {
     let mut person = person.clone();
     // A move happens before the record is typed: the whole address is new.
-    if rng.chance(0.03) {
+    if rng.chance(config.move_share) {
         move_house(rng, &mut person, cities, city_weights);
     }
     let mut values = render(&person, cities);
@@ -488,7 +793,7 @@ fn duplicate_of(
         let (_, abbreviation) = STREET_TYPES.get(person.street_type).copied().unwrap_or(("Street", "St"));
         set(&mut values, STREET, format!("{} {abbreviation}", person.street));
     }
-    let corruptions = 1 + rng.below(max_corruptions);
+    let corruptions = 1 + rng.below(config.max_corruptions.max(1));
     for _ in 0..corruptions {
         match rng.below(100) {
             0..=39 => {
@@ -553,11 +858,8 @@ fn duplicate_of(
             _ => {
                 // Shouting or lazy typists: case and accents carry no identity.
                 for value in values.iter_mut().flatten() {
-                    *value = if rng.chance(0.5) {
-                        value.to_uppercase()
-                    } else {
-                        super::normalize::fold(value)
-                    };
+                    *value =
+                        if rng.chance(0.5) { value.to_uppercase() } else { super::normalize::fold(value) };
                 }
             }
         }
