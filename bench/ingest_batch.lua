@@ -2,7 +2,12 @@
 -- messageId unique, about 1 in 10 events from a returning person so the processor merges.
 -- The write key comes from the environment (BENCH_WRITE_KEY).
 local counter = 0
-local thread_tag = tostring(math.random(1, 1e9))
+local threads = 0
+-- Each thread gets its own tag (set from the main state), so messageIds never collide.
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_tag", string.format("%d-%d", os.time(), threads))
+end
 local key = os.getenv("BENCH_WRITE_KEY")
 
 local function b64(data)

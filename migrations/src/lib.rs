@@ -9,6 +9,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 mod m0001_foundation;
 mod m0002_profiles;
+mod m0003_merge_suggestions;
 
 pub use sea_orm_migration;
 
@@ -25,6 +26,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "merge_blocks",
     "consents",
     "suppressions",
+    "merge_suggestions",
 ];
 
 pub struct Migrator;
@@ -32,7 +34,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_foundation::Migration), Box::new(m0002_profiles::Migration)]
+        vec![
+            Box::new(m0001_foundation::Migration),
+            Box::new(m0002_profiles::Migration),
+            Box::new(m0003_merge_suggestions::Migration),
+        ]
     }
 }
 
@@ -83,8 +89,12 @@ pub async fn grant_app_role<C: ConnectionTrait>(owner: &C, app_role: &str) -> Re
 mod tests {
     #[test]
     fn every_step_secures_the_tenant_tables_it_creates() {
-        let steps: Vec<&str> =
-            [super::m0001_foundation::TENANT_TABLES, super::m0002_profiles::TENANT_TABLES].concat();
+        let steps: Vec<&str> = [
+            super::m0001_foundation::TENANT_TABLES,
+            super::m0002_profiles::TENANT_TABLES,
+            super::m0003_merge_suggestions::TENANT_TABLES,
+        ]
+        .concat();
         assert_eq!(steps, super::TENANT_TABLES);
     }
 }

@@ -33,8 +33,12 @@ async fn accepts_segment_messages_and_deduplicates_retries(backend: Backend) {
     let profile = found.data("profiles.edges.0.node");
     assert_eq!(profile["eventCount"], 2, "{found:?}");
     assert_eq!(profile["traits"]["name"], "Ada");
-    let kinds: Vec<String> = profile["identities"].as_array().unwrap().iter()
-        .map(|i| format!("{}={}", i["kind"].as_str().unwrap(), i["value"].as_str().unwrap())).collect();
+    let kinds: Vec<String> = profile["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| format!("{}={}", i["kind"].as_str().unwrap(), i["value"].as_str().unwrap()))
+        .collect();
     assert!(kinds.contains(&"email=ada@example.com".to_owned()), "{kinds:?}");
     assert!(kinds.contains(&"anonymous_id=a-1".to_owned()));
     let events = profile["events"]["edges"].as_array().unwrap();
@@ -63,7 +67,8 @@ async fn batches_merge_context_and_report_bad_items(backend: Backend) {
     let (status, body) = app.track("batch", Some(&key), &batch).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["accepted"], 2);
-    let rejected: Vec<u64> = body["rejected"].as_array().unwrap().iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    let rejected: Vec<u64> =
+        body["rejected"].as_array().unwrap().iter().map(|r| r["index"].as_u64().unwrap()).collect();
     assert_eq!(rejected, vec![2, 3]);
     app.process_events().await;
     let found = app
@@ -90,14 +95,22 @@ async fn refuses_bad_keys_malformed_and_oversized_payloads(backend: Backend) {
     let (key_id, revoked) = app.create_api_key(&token, &workspace, "WRITE", &[]).await;
     assert_eq!(app.track("track", Some(&revoked), &event).await.0, 200);
     let revoke = app
-        .gql("mutation($w: ID!, $id: ID!) { revokeApiKey(input: {workspaceId: $w, id: $id}) { id } }",
-            json!({"w": workspace, "id": key_id}), Some(&token))
+        .gql(
+            "mutation($w: ID!, $id: ID!) { revokeApiKey(input: {workspaceId: $w, id: $id}) { id } }",
+            json!({"w": workspace, "id": key_id}),
+            Some(&token),
+        )
         .await;
     assert!(revoke.code().is_none(), "{revoke:?}");
     assert_eq!(app.track("track", Some(&revoked), &event).await.0, 401);
     // Malformed: not JSON, wrong shapes, no identity, no event name.
-    for body in [b"{nope".to_vec(), b"[]".to_vec(), br#"{"event":"x"}"#.to_vec(), br#"{"userId":"u"}"#.to_vec(),
-                 br#"{"userId":"u","event":"x","properties":"str"}"#.to_vec()] {
+    for body in [
+        b"{nope".to_vec(),
+        b"[]".to_vec(),
+        br#"{"event":"x"}"#.to_vec(),
+        br#"{"userId":"u"}"#.to_vec(),
+        br#"{"userId":"u","event":"x","properties":"str"}"#.to_vec(),
+    ] {
         let (status, answer) = app.track_raw("track", Some(&key), body.clone()).await;
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
         assert_eq!(answer["code"], "BAD_USER_INPUT");
@@ -105,15 +118,30 @@ async fn refuses_bad_keys_malformed_and_oversized_payloads(backend: Backend) {
     // 32 KB per event, 500 KB per batch.
     let big = json!({"userId": "u", "event": "x", "properties": {"p": "x".repeat(33 * 1024)}});
     assert_eq!(app.track("track", Some(&key), &big).await.0, 413);
-    let items: Vec<Value> = (0..20).map(|i| json!({"type": "track", "userId": "u", "event": "x",
-        "messageId": format!("b{i}"), "properties": {"p": "x".repeat(30 * 1024)}})).collect();
+    let items: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({"type": "track", "userId": "u", "event": "x",
+        "messageId": format!("b{i}"), "properties": {"p": "x".repeat(30 * 1024)}})
+        })
+        .collect();
     assert_eq!(app.track("batch", Some(&key), &json!({"batch": items})).await.0, 413);
     assert_eq!(app.track("warp", Some(&key), &event).await.0, 404);
     // Nothing of the refused requests was stored.
     app.process_events().await;
-    let found = app.gql("query($w: ID!) { profiles(workspaceId: $w) { edges { node { eventCount } } } }",
-        json!({"w": workspace}), Some(&token)).await;
-    let counts: i64 = found.data("profiles.edges").as_array().unwrap().iter().map(|e| e["node"]["eventCount"].as_i64().unwrap()).sum();
+    let found = app
+        .gql(
+            "query($w: ID!) { profiles(workspaceId: $w) { edges { node { eventCount } } } }",
+            json!({"w": workspace}),
+            Some(&token),
+        )
+        .await;
+    let counts: i64 = found
+        .data("profiles.edges")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["eventCount"].as_i64().unwrap())
+        .sum();
     assert_eq!(counts, 1, "only the revoked key's first event was stored: {found:?}");
 }
 
@@ -121,9 +149,12 @@ async fn pixel_always_answers_a_gif_and_records_valid_events(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, workspace, key) = app.tracking_workspace().await;
     let data = base64::engine::general_purpose::STANDARD.encode(
-        json!({"writeKey": key, "userId": "u-pixel", "event": "Email Opened", "messageId": "open-1"}).to_string());
+        json!({"writeKey": key, "userId": "u-pixel", "event": "Email Opened", "messageId": "open-1"})
+            .to_string(),
+    );
     for query in [format!("data={data}"), "data=!!!".to_owned(), String::new()] {
-        let response = app.client.get(format!("http://{}/v1/pixel/track?{query}", app.addr)).send().await.unwrap();
+        let response =
+            app.client.get(format!("http://{}/v1/pixel/track?{query}", app.addr)).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(response.headers()["content-type"], "image/gif");
         assert!(response.bytes().await.unwrap().starts_with(b"GIF89a"));

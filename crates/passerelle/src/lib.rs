@@ -5,8 +5,8 @@ use anyhow::Context as _;
 use gateway::{AppState, GatewaySettings};
 use migrations::{Migrator, sea_orm_migration::MigratorTrait};
 use platform::{Backend, Cache, Db, RateLimiter, Settings, metrics::Metrics};
-use std::{net::SocketAddr, sync::Arc};
 use profiles::Profiles;
+use std::{net::SocketAddr, sync::Arc};
 use tenancy::{JwtKeys, Tenancy};
 
 pub struct Application {
@@ -104,13 +104,12 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::connect(&settings).await?;
         let metrics = Metrics::new().context("metrics registry")?;
-        let schema =
-            gateway::build_schema(
-                &settings.limits,
-                settings.introspection,
-                services.tenancy.clone(),
-                services.profiles.clone(),
-            );
+        let schema = gateway::build_schema(
+            &settings.limits,
+            settings.introspection,
+            services.tenancy.clone(),
+            services.profiles.clone(),
+        );
         let state = AppState {
             schema,
             tenancy: services.tenancy.clone(),

@@ -78,7 +78,10 @@ impl Db {
         Ok(txn)
     }
 
-    pub(crate) async fn take_write_lock(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+    pub(crate) async fn take_write_lock(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+    ) -> Result<(), sea_orm::DbErr> {
         if self.backend == Backend::Sqlite {
             txn.execute_unprepared("DELETE FROM seaql_migrations WHERE 1 = 0").await?;
         }

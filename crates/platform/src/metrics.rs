@@ -41,7 +41,14 @@ impl Metrics {
         let events_accepted = IntCounter::new("events_accepted_total", "Events committed to the inbox")?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(events_accepted.clone()))?;
-        Ok(Self { registry, http_requests, graphql_requests, graphql_duration, rate_limited, events_accepted })
+        Ok(Self {
+            registry,
+            http_requests,
+            graphql_requests,
+            graphql_duration,
+            rate_limited,
+            events_accepted,
+        })
     }
 
     pub fn render(&self) -> String {

@@ -1,13 +1,7 @@
 //! Consent per purpose and channel, with its source and full history, and the check later
 //! issues make at the moment of use: consent, and the minors rule.
 
-use crate::{
-    Profiles, ProfilesError,
-    read::live_profile,
-    service::Result,
-    sql::Sql,
-    traits,
-};
+use crate::{Profiles, ProfilesError, read::live_profile, service::Result, sql::Sql, traits};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use kernel::{ProfileId, WorkspaceId};
 use platform::TenantScope;
@@ -125,7 +119,12 @@ impl Profiles {
     }
 
     /// The consent in force per purpose and channel: the latest record of each.
-    pub async fn consents(&self, actor: &Actor, workspace: WorkspaceId, profile: ProfileId) -> Result<Vec<Consent>> {
+    pub async fn consents(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        profile: ProfileId,
+    ) -> Result<Vec<Consent>> {
         let mut current: Vec<Consent> = Vec::new();
         for record in self.consent_history(actor, workspace, profile).await? {
             if !current.iter().any(|c| c.purpose == record.purpose && c.channel == record.channel) {
@@ -155,7 +154,11 @@ impl Profiles {
     }
 }
 
-async fn history<C: sea_orm::ConnectionTrait>(conn: &C, scope: &TenantScope, profile: ProfileId) -> Result<Vec<Consent>> {
+async fn history<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    scope: &TenantScope,
+    profile: ProfileId,
+) -> Result<Vec<Consent>> {
     let mut select =
         Sql::new("SELECT purpose, channel, granted, source, recorded_at FROM consents WHERE tenant_id = ");
     select
@@ -223,7 +226,13 @@ mod tests {
     use serde_json::json;
 
     fn consent(channel: &str, granted: bool) -> Consent {
-        Consent { purpose: "marketing".into(), channel: channel.into(), granted, source: "t".into(), recorded_at: Utc::now() }
+        Consent {
+            purpose: "marketing".into(),
+            channel: channel.into(),
+            granted,
+            source: "t".into(),
+            recorded_at: Utc::now(),
+        }
     }
 
     #[test]

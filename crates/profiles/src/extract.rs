@@ -16,7 +16,12 @@ pub(crate) struct EventFacts {
 /// Reads identifiers and traits the way Segment's spec places them. Identifiers that do not
 /// normalise (a malformed email, say) are skipped: the event still lands on its person by its
 /// other identifiers, and the raw value stays in the event and the traits.
-pub(crate) fn facts(event_type: &str, name: Option<&str>, body: &Value, context: &NormalizationContext) -> EventFacts {
+pub(crate) fn facts(
+    event_type: &str,
+    name: Option<&str>,
+    body: &Value,
+    context: &NormalizationContext,
+) -> EventFacts {
     let mut facts = EventFacts::default();
     let mut identities = Vec::new();
     let mut add = |kind: IdentityKind, raw: Option<&str>| {
@@ -85,14 +90,17 @@ fn revenue(name: Option<&str>, properties: Option<&Value>) -> f64 {
     let properties = properties.filter(|p| p.is_object());
     number(properties.and_then(|p| p.get("revenue")))
         .or_else(|| {
-            (name == Some("Order Completed")).then(|| number(properties.and_then(|p| p.get("total")))).flatten()
+            (name == Some("Order Completed"))
+                .then(|| number(properties.and_then(|p| p.get("total"))))
+                .flatten()
         })
         .unwrap_or(0.0)
 }
 
 fn postal_identity(traits: &Map<String, Value>) -> Option<Identity> {
     let address = traits.get("address")?.as_object()?;
-    let text = |map: &Map<String, Value>, key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let text =
+        |map: &Map<String, Value>, key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
     let name = match traits.get("name").and_then(Value::as_str) {
         Some(name) => name.to_owned(),
         None => format!("{} {}", text(traits, "firstName"), text(traits, "lastName")).trim().to_owned(),
@@ -110,7 +118,8 @@ fn postal_identity(traits: &Map<String, Value>) -> Option<Identity> {
 
 /// Lower-cased names and emails for the profile text search.
 pub(crate) fn search_text(traits: &Map<String, Value>) -> String {
-    const FIELDS: [&str; 8] = ["name", "firstName", "lastName", "first_name", "last_name", "email", "username", "company"];
+    const FIELDS: [&str; 8] =
+        ["name", "firstName", "lastName", "first_name", "last_name", "email", "username", "company"];
     let mut text = String::new();
     for field in FIELDS {
         if let Some(value) = traits.get(field).and_then(|t| t.get("value")).and_then(Value::as_str) {

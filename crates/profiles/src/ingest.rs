@@ -28,7 +28,12 @@ impl Profiles {
     /// Stores events durably. Returns once they are committed; the identity graph and the
     /// profiles follow asynchronously (see [`crate::worker`]).
     #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id(), events = events.len()))]
-    pub async fn ingest(&self, scope: &TenantScope, source: &str, events: &[IncomingEvent]) -> Result<IngestOutcome> {
+    pub async fn ingest(
+        &self,
+        scope: &TenantScope,
+        source: &str,
+        events: &[IncomingEvent],
+    ) -> Result<IngestOutcome> {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
         }
@@ -101,6 +106,7 @@ impl Profiles {
 /// timeline order and doubles as its cursor.
 fn event_id(occurred_at: DateTime<Utc>) -> Uuid {
     let seconds = u64::try_from(occurred_at.timestamp()).unwrap_or(0);
-    let timestamp = uuid::Timestamp::from_unix(uuid::NoContext, seconds, occurred_at.timestamp_subsec_nanos());
+    let timestamp =
+        uuid::Timestamp::from_unix(uuid::NoContext, seconds, occurred_at.timestamp_subsec_nanos());
     Uuid::new_v7(timestamp)
 }

@@ -9,6 +9,7 @@
 
 pub mod consent;
 pub mod dedup;
+pub mod duplicates;
 mod error;
 mod extract;
 pub mod identity;
@@ -16,15 +17,15 @@ mod ingest;
 pub mod message;
 pub mod privacy;
 mod processor;
-pub mod read;
 mod profile_row;
+pub mod read;
 pub mod resolver;
 pub mod rules;
 mod service;
 pub mod settings;
 mod sql;
-mod unmerge;
 pub mod traits;
+mod unmerge;
 mod worker;
 
 pub use error::ProfilesError;

@@ -104,7 +104,9 @@ pub fn parse_request(
     match implied {
         Some(kind) => {
             if body.len() > MAX_EVENT_BYTES {
-                return Err(ProfilesError::TooLarge(format!("an event may have at most {MAX_EVENT_BYTES} bytes")));
+                return Err(ProfilesError::TooLarge(format!(
+                    "an event may have at most {MAX_EVENT_BYTES} bytes"
+                )));
             }
             let value: Value = serde_json::from_slice(body)
                 .map_err(|e| ProfilesError::invalid(format!("the body is not valid JSON: {e}")))?;
@@ -117,7 +119,9 @@ pub fn parse_request(
         }
         None => {
             if body.len() > MAX_BATCH_BYTES {
-                return Err(ProfilesError::TooLarge(format!("a batch may have at most {MAX_BATCH_BYTES} bytes")));
+                return Err(ProfilesError::TooLarge(format!(
+                    "a batch may have at most {MAX_BATCH_BYTES} bytes"
+                )));
             }
             let envelope: BatchEnvelope = serde_json::from_slice(body).map_err(|e| {
                 ProfilesError::invalid(format!("the body must be a JSON object with a `batch` array: {e}"))
@@ -242,7 +246,9 @@ fn normalise_id_field(object: &mut Map<String, Value>, field: &str) -> Result<()
         Some(Value::String(s)) if s.trim().is_empty() => Value::Null,
         Some(Value::String(s)) if s.len() <= 256 => Value::from(s.trim()),
         Some(Value::Number(n)) => Value::from(n.to_string()),
-        Some(_) => return Err(ProfilesError::invalid(format!("`{field}` must be a string of at most 256 bytes"))),
+        Some(_) => {
+            return Err(ProfilesError::invalid(format!("`{field}` must be a string of at most 256 bytes")));
+        }
     };
     if normalised.is_null() {
         object.remove(field);

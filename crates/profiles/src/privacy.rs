@@ -45,21 +45,28 @@ const MAX_ERASED_EVENTS: i64 = 1_000_000;
 impl Profiles {
     /// Everything the workspace holds about a person, as one JSON document (GDPR art. 15/20).
     #[tracing::instrument(skip_all, fields(workspace = %workspace))]
-    pub async fn export_profile(&self, actor: &Actor, workspace: WorkspaceId, profile: ProfileId) -> Result<Value> {
+    pub async fn export_profile(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        profile: ProfileId,
+    ) -> Result<Value> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Administer).await?;
         let tenant = scope.tenant_id().as_uuid();
         let txn = scope.begin(self.db()).await?;
         let row = live_profile(&txn, &scope, profile).await?;
         let tree = absorbed_tree(&txn, &scope, row.id).await?;
         let ids = || tree.iter().map(ProfileId::as_uuid);
-        let mut identities = Sql::new("SELECT kind, value, source, created_at FROM identities WHERE tenant_id = ");
+        let mut identities =
+            Sql::new("SELECT kind, value, source, created_at FROM identities WHERE tenant_id = ");
         identities.bind(tenant).push(" AND profile_id IN ").bind_list(ids());
         let mut events = Sql::new(
             "SELECT id, message_id, type, name, channel, occurred_at, received_at, body FROM events WHERE tenant_id = ",
         );
         events.bind(tenant).push(" AND profile_id IN ").bind_list(ids()).push(" ORDER BY id");
-        let mut consents =
-            Sql::new("SELECT purpose, channel, granted, source, recorded_at FROM consents WHERE tenant_id = ");
+        let mut consents = Sql::new(
+            "SELECT purpose, channel, granted, source, recorded_at FROM consents WHERE tenant_id = ",
+        );
         consents.bind(tenant).push(" AND profile_id IN ").bind_list(ids()).push(" ORDER BY id");
         let identities = identities.fetch_all(&txn).await?;
         let events = events.fetch_all(&txn).await?;
@@ -102,7 +109,12 @@ impl Profiles {
     /// it, their identities, events, consents and merge history. Only salted hashes of the
     /// identifiers remain, in the suppression list, so later events for them are dropped.
     #[tracing::instrument(skip_all, fields(workspace = %workspace))]
-    pub async fn erase_profile(&self, actor: &Actor, workspace: WorkspaceId, profile: ProfileId) -> Result<Erasure> {
+    pub async fn erase_profile(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        profile: ProfileId,
+    ) -> Result<Erasure> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Administer).await?;
         let tenant = scope.tenant_id().as_uuid();
         let graph = self.graph_transaction(&scope).await?;
@@ -127,15 +139,23 @@ impl Profiles {
         select.bind(tenant).push(" AND profile_id IN ").bind_list(ids());
         let identities = select.fetch_all(txn).await?;
         for chunk in identities.chunks(500) {
-            let mut insert =
-                Sql::new("INSERT INTO suppressions (tenant_id, identity_hash, dropped_events, created_at) VALUES ");
+            let mut insert = Sql::new(
+                "INSERT INTO suppressions (tenant_id, identity_hash, dropped_events, created_at) VALUES ",
+            );
             for (i, r) in chunk.iter().enumerate() {
                 let kind: String = r.try_get("", "kind")?;
                 let identity = crate::Identity { kind: kind.parse()?, value: r.try_get("", "value")? };
                 if i > 0 {
                     insert.push(", ");
                 }
-                insert.push("(").bind(tenant).push(", ").bind(identity_hash(&salt, &identity)).push(", 0, ").bind(now).push(")");
+                insert
+                    .push("(")
+                    .bind(tenant)
+                    .push(", ")
+                    .bind(identity_hash(&salt, &identity))
+                    .push(", 0, ")
+                    .bind(now)
+                    .push(")");
             }
             insert.push(" ON CONFLICT (tenant_id, identity_hash) DO NOTHING");
             insert.execute(txn).await?;
@@ -158,7 +178,13 @@ impl Profiles {
             }
         }
         let mut blocks = Sql::new("DELETE FROM merge_blocks WHERE tenant_id = ");
-        blocks.bind(tenant).push(" AND (profile_a IN ").bind_list(ids()).push(" OR profile_b IN ").bind_list(ids()).push(")");
+        blocks
+            .bind(tenant)
+            .push(" AND (profile_a IN ")
+            .bind_list(ids())
+            .push(" OR profile_b IN ")
+            .bind_list(ids())
+            .push(")");
         blocks.execute(txn).await?;
         graph.commit().await?;
         tracing::info!(profiles = removed[0], identities = removed[1], events = removed[2], "profile erased");
@@ -169,7 +195,9 @@ impl Profiles {
     pub async fn suppressed_event_count(&self, actor: &Actor, workspace: WorkspaceId) -> Result<i64> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
         let txn = scope.begin(self.db()).await?;
-        let mut sum = Sql::new("SELECT CAST(COALESCE(SUM(dropped_events), 0) AS bigint) AS n FROM suppressions WHERE tenant_id = ");
+        let mut sum = Sql::new(
+            "SELECT CAST(COALESCE(SUM(dropped_events), 0) AS bigint) AS n FROM suppressions WHERE tenant_id = ",
+        );
         sum.bind(scope.tenant_id().as_uuid());
         let n = match sum.fetch_one(&txn).await? {
             Some(r) => r.try_get::<i64>("", "n")?,

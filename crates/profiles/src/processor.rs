@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 /// Events per transaction: large enough to amortise the round trips, small enough that the
 /// graph lock is held briefly and a chunk's statements stay under the parameter limits.
-pub(crate) const CHUNK_EVENTS: u64 = 500;
+pub(crate) const CHUNK_EVENTS: u64 = 2000;
 
 struct PendingEvent {
     id: Uuid,
@@ -41,20 +41,32 @@ pub struct ProcessOutcome {
     pub merges: usize,
 }
 
-struct ChunkMerge {
-    id: MergeId,
-    step: MergeStep,
-    event_id: Uuid,
-    survivor_traits_before: Value,
-    merged_traits: Value,
+pub(crate) struct ChunkMerge {
+    pub id: MergeId,
+    pub step: MergeStep,
+    pub event_id: Option<Uuid>,
+    pub survivor_traits_before: Value,
+    pub merged_traits: Value,
 }
 
 impl Profiles {
     /// Processes the workspace's pending events until none is left.
     #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id()))]
     pub async fn process_pending(&self, scope: &TenantScope) -> Result<ProcessOutcome> {
+        let (_never, running) = tokio::sync::watch::channel(false);
+        self.process_pending_until(scope, &running).await
+    }
+
+    pub(crate) async fn process_pending_until(
+        &self,
+        scope: &TenantScope,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<ProcessOutcome> {
         let mut total = ProcessOutcome::default();
         loop {
+            if *shutdown.borrow() {
+                return Ok(total);
+            }
             let outcome = self.process_chunk(scope).await?;
             total.processed += outcome.processed;
             total.suppressed += outcome.suppressed;
@@ -70,9 +82,8 @@ impl Profiles {
         let txn = &graph.txn;
         let tenant = scope.tenant_id().as_uuid();
         let now = self.now();
-        let mut select = Sql::new(
-            "SELECT id, type, name, occurred_at, channel, body FROM events WHERE tenant_id = ",
-        );
+        let mut select =
+            Sql::new("SELECT id, type, name, occurred_at, channel, body FROM events WHERE tenant_id = ");
         select.bind(tenant).push(" AND status = 'pending' ORDER BY id LIMIT ").bind(CHUNK_EVENTS as i64);
         let rows = select.fetch_all(txn).await?;
         if rows.is_empty() {
@@ -98,11 +109,8 @@ impl Profiles {
         let suppressed = suppressed_events(txn, tenant, &settings, &events).await?;
         let mut state = GraphState::default();
         let owners = load_graph(txn, tenant, &events, &mut state).await?;
-        let mut rows: HashMap<ProfileId, ProfileRow> = profile_row::load(txn, tenant, &owners)
-            .await?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
+        let mut rows: HashMap<ProfileId, ProfileRow> =
+            profile_row::load(txn, tenant, &owners).await?.into_iter().map(|row| (row.id, row)).collect();
 
         let mut assignments: Vec<(Uuid, Option<ProfileId>)> = Vec::with_capacity(events.len());
         let mut attached: Vec<(Identity, ProfileId)> = Vec::new();
@@ -114,7 +122,11 @@ impl Profiles {
             }
             if let Some(previous) = event.facts.previous_id.take() {
                 let as_user = Identity { kind: IdentityKind::UserId, value: previous.clone() };
-                let kind = if state.owner(&as_user).is_some() { IdentityKind::UserId } else { IdentityKind::AnonymousId };
+                let kind = if state.owner(&as_user).is_some() {
+                    IdentityKind::UserId
+                } else {
+                    IdentityKind::AnonymousId
+                };
                 if let Ok(identity) = Identity::parse(kind, &previous, &settings.normalization) {
                     event.facts.identities.push(identity);
                 }
@@ -128,7 +140,7 @@ impl Profiles {
                 rows.insert(resolution.profile, ProfileRow::new(resolution.profile, now));
             }
             for step in resolution.merges {
-                merges.push(merge_rows(&mut rows, step, event.id, now, &settings)?);
+                merges.push(merge_rows(&mut rows, step, Some(event.id), now, &settings)?);
                 let last = merges.last().map(|m| (m.step.merged, m.step.survivor));
                 if let Some((merged, survivor)) = last {
                     redirects.insert(merged, survivor);
@@ -136,8 +148,19 @@ impl Profiles {
             }
             attached.extend(resolution.attached.into_iter().map(|identity| (identity, resolution.profile)));
             if let Some(row) = rows.get_mut(&resolution.profile) {
-                traits::apply(&mut row.traits, &event.facts.trait_updates, traits::source::EVENTS, event.occurred_at, &settings.precedence);
-                row.record_event(event.occurred_at, event.channel.as_deref(), event.facts.revenue, event.facts.device.as_deref());
+                traits::apply(
+                    &mut row.traits,
+                    &event.facts.trait_updates,
+                    traits::source::EVENTS,
+                    event.occurred_at,
+                    &settings.precedence,
+                );
+                row.record_event(
+                    event.occurred_at,
+                    event.channel.as_deref(),
+                    event.facts.revenue,
+                    event.facts.device.as_deref(),
+                );
                 row.updated_at = now;
             }
             assignments.push((event.id, Some(resolution.profile)));
@@ -156,7 +179,11 @@ impl Profiles {
             delete.execute(txn).await?;
         }
         graph.commit().await?;
-        Ok(ProcessOutcome { processed: assignments.len(), suppressed: suppressed.len(), merges: merges.len() })
+        Ok(ProcessOutcome {
+            processed: assignments.len(),
+            suppressed: suppressed.len(),
+            merges: merges.len(),
+        })
     }
 }
 
@@ -173,10 +200,11 @@ fn current(mut profile: ProfileId, redirects: &HashMap<ProfileId, ProfileId>) ->
     profile
 }
 
-fn merge_rows(
+/// Folds `step.merged` into `step.survivor` in memory, keeping what an undo needs.
+pub(crate) fn merge_rows(
     rows: &mut HashMap<ProfileId, ProfileRow>,
     step: MergeStep,
-    event_id: Uuid,
+    event_id: Option<Uuid>,
     now: DateTime<Utc>,
     settings: &WorkspaceProfileSettings,
 ) -> Result<ChunkMerge> {
@@ -225,7 +253,12 @@ async fn suppressed_events<C: ConnectionTrait>(
         let ids = by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default();
         dropped.extend(ids.iter().copied());
         let mut count = Sql::new("UPDATE suppressions SET dropped_events = dropped_events + ");
-        count.bind(ids.len() as i64).push(" WHERE tenant_id = ").bind(tenant).push(" AND identity_hash = ").bind(hash);
+        count
+            .bind(ids.len() as i64)
+            .push(" WHERE tenant_id = ")
+            .bind(tenant)
+            .push(" AND identity_hash = ")
+            .bind(hash);
         count.execute(txn).await?;
     }
     Ok(dropped)
@@ -270,8 +303,13 @@ async fn load_graph<C: ConnectionTrait>(
     let profiles: Vec<ProfileId> = profiles.into_iter().collect();
     for chunk in profiles.chunks(1000) {
         let ids: Vec<Uuid> = chunk.iter().map(ProfileId::as_uuid).collect();
-        let mut counts = Sql::new("SELECT profile_id, kind, COUNT(*) AS n FROM identities WHERE tenant_id = ");
-        counts.bind(tenant).push(" AND profile_id IN ").bind_list(ids.iter().copied()).push(" GROUP BY profile_id, kind");
+        let mut counts =
+            Sql::new("SELECT profile_id, kind, COUNT(*) AS n FROM identities WHERE tenant_id = ");
+        counts
+            .bind(tenant)
+            .push(" AND profile_id IN ")
+            .bind_list(ids.iter().copied())
+            .push(" GROUP BY profile_id, kind");
         for row in counts.fetch_all(txn).await? {
             let kind: String = row.try_get("", "kind")?;
             let n: i64 = row.try_get("", "n")?;
@@ -297,7 +335,14 @@ async fn load_graph<C: ConnectionTrait>(
     Ok(profiles)
 }
 
-async fn apply_merge<C: ConnectionTrait>(txn: &C, tenant: Uuid, merge: &ChunkMerge, now: DateTime<Utc>) -> Result<()> {
+/// Writes a merge: moves identities, events and consents, and records it for explaining and
+/// undoing. The profile rows themselves are saved by the caller.
+pub(crate) async fn apply_merge<C: ConnectionTrait>(
+    txn: &C,
+    tenant: Uuid,
+    merge: &ChunkMerge,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let (survivor, merged) = (merge.step.survivor.as_uuid(), merge.step.merged.as_uuid());
     for table in ["identities", "events", "consents"] {
         let mut moved = Sql::new(&format!("UPDATE {table} SET profile_id = "));

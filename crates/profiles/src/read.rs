@@ -121,7 +121,8 @@ impl Profiles {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
         let tenant = scope.tenant_id().as_uuid();
         let txn = scope.begin(self.db()).await?;
-        let mut sql = Sql::new(&format!("SELECT {} FROM profiles p WHERE p.tenant_id = ", prefixed_columns()));
+        let mut sql =
+            Sql::new(&format!("SELECT {} FROM profiles p WHERE p.tenant_id = ", prefixed_columns()));
         sql.bind(tenant).push(" AND p.merged_into IS NULL");
         if let Some((kind, value)) = &filter.identifier {
             let kind: IdentityKind = kind.parse()?;
@@ -143,7 +144,9 @@ impl Profiles {
                 return Err(ProfilesError::invalid("the trait name is not valid"));
             }
             match self.db().backend() {
-                Backend::Postgres => sql.push(" AND (p.traits -> ").bind(name.clone()).push(" ->> 'value') = "),
+                Backend::Postgres => {
+                    sql.push(" AND (p.traits -> ").bind(name.clone()).push(" ->> 'value') = ")
+                }
                 Backend::Sqlite => sql
                     .push(" AND CAST(json_extract(p.traits, ")
                     .bind(format!("$.\"{name}\".value"))
@@ -154,7 +157,9 @@ impl Profiles {
         if let Some(text) = &filter.text {
             let text = text.trim().to_lowercase();
             if text.is_empty() || text.len() > MAX_SEARCH_TEXT {
-                return Err(ProfilesError::invalid(format!("the search text has 1 to {MAX_SEARCH_TEXT} bytes")));
+                return Err(ProfilesError::invalid(format!(
+                    "the search text has 1 to {MAX_SEARCH_TEXT} bytes"
+                )));
             }
             let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
             sql.push(" AND p.search_text LIKE ").bind(format!("%{escaped}%")).push(" ESCAPE '\\'");
@@ -166,7 +171,8 @@ impl Profiles {
         let rows = sql.fetch_all(&txn).await?;
         txn.commit().await?;
         let rows = rows.iter().map(ProfileRow::from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetched(rows, page, |r| r.id.as_uuid()).map(|row| Profile::from_row(workspace, row)))
+        Ok(Page::from_overfetched(rows, page, |r| r.id.as_uuid())
+            .map(|row| Profile::from_row(workspace, row)))
     }
 
     pub async fn identities(
@@ -223,7 +229,12 @@ impl Profiles {
 
     /// How this profile came to be: every merge into it or into a profile it absorbed, and
     /// any merge of it into another, newest first.
-    pub async fn merges(&self, actor: &Actor, workspace: WorkspaceId, profile: ProfileId) -> Result<Vec<Merge>> {
+    pub async fn merges(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        profile: ProfileId,
+    ) -> Result<Vec<Merge>> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
         let txn = scope.begin(self.db()).await?;
         let row = live_profile(&txn, &scope, profile).await?;

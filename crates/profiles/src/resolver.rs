@@ -78,6 +78,21 @@ impl GraphState {
         extra.iter().all(|(kind, n)| self.count(profile, kind) + n <= rules.rule(kind).max_per_profile)
     }
 
+    /// Merges two known profiles when the rules allow it (staff or deduplication decided they
+    /// are one person); refuses when a kind would exceed its maximum or staff kept them apart.
+    pub fn merge_if_allowed(
+        &mut self,
+        survivor: ProfileId,
+        merged: ProfileId,
+        rules: &IdentityRules,
+    ) -> bool {
+        if survivor == merged || !self.may_merge(survivor, merged, rules) {
+            return false;
+        }
+        self.merge(survivor, merged);
+        true
+    }
+
     fn merge(&mut self, survivor: ProfileId, merged: ProfileId) {
         for owner in self.owners.values_mut() {
             if *owner == merged {
@@ -93,7 +108,15 @@ impl GraphState {
         let inherited: Vec<_> = self
             .blocked_pairs
             .iter()
-            .filter_map(|&(a, b)| if a == merged { Some(b) } else if b == merged { Some(a) } else { None })
+            .filter_map(|&(a, b)| {
+                if a == merged {
+                    Some(b)
+                } else if b == merged {
+                    Some(a)
+                } else {
+                    None
+                }
+            })
             .collect();
         for other in inherited {
             self.blocked_pairs.insert(pair(survivor, other));
@@ -130,7 +153,7 @@ impl GraphState {
         if usable.is_empty() {
             return None;
         }
-        usable.sort_by(|a, b| b.0.cmp(&a.0));
+        usable.sort_by_key(|u| std::cmp::Reverse(u.0));
         usable.dedup_by(|a, b| a.2 == b.2);
 
         let mut target: Option<(ProfileId, bool)> = None;
@@ -212,7 +235,8 @@ mod tests {
         let mut state = GraphState::default();
         let anon = resolve(&mut state, &[id(IdentityKind::AnonymousId, "a1")]);
         assert!(anon.created);
-        let known = resolve(&mut state, &[id(IdentityKind::UserId, "u1"), id(IdentityKind::AnonymousId, "a1")]);
+        let known =
+            resolve(&mut state, &[id(IdentityKind::UserId, "u1"), id(IdentityKind::AnonymousId, "a1")]);
         assert_eq!(known.profile, anon.profile);
         assert!(!known.created);
         assert_eq!(known.attached, vec![id(IdentityKind::UserId, "u1")]);
@@ -221,13 +245,18 @@ mod tests {
     #[test]
     fn shared_email_merges_two_profiles_and_names_the_cause() {
         let mut state = GraphState::default();
-        let web = resolve(&mut state, &[id(IdentityKind::AnonymousId, "a1"), id(IdentityKind::Email, "x@y.fr")]);
+        let web =
+            resolve(&mut state, &[id(IdentityKind::AnonymousId, "a1"), id(IdentityKind::Email, "x@y.fr")]);
         let app = resolve(&mut state, &[id(IdentityKind::UserId, "u1")]);
         let both = resolve(&mut state, &[id(IdentityKind::UserId, "u1"), id(IdentityKind::Email, "x@y.fr")]);
         assert_eq!(both.profile, app.profile);
         assert_eq!(
             both.merges,
-            vec![MergeStep { survivor: app.profile, merged: web.profile, cause: id(IdentityKind::Email, "x@y.fr") }]
+            vec![MergeStep {
+                survivor: app.profile,
+                merged: web.profile,
+                cause: id(IdentityKind::Email, "x@y.fr")
+            }]
         );
         assert_eq!(state.owner(&id(IdentityKind::AnonymousId, "a1")), Some(app.profile));
     }
@@ -235,8 +264,10 @@ mod tests {
     #[test]
     fn two_user_ids_never_merge_and_a_second_user_on_a_shared_cookie_gets_their_own_profile() {
         let mut state = GraphState::default();
-        let first = resolve(&mut state, &[id(IdentityKind::UserId, "u1"), id(IdentityKind::AnonymousId, "a1")]);
-        let second = resolve(&mut state, &[id(IdentityKind::UserId, "u2"), id(IdentityKind::AnonymousId, "a1")]);
+        let first =
+            resolve(&mut state, &[id(IdentityKind::UserId, "u1"), id(IdentityKind::AnonymousId, "a1")]);
+        let second =
+            resolve(&mut state, &[id(IdentityKind::UserId, "u2"), id(IdentityKind::AnonymousId, "a1")]);
         assert_ne!(first.profile, second.profile);
         assert!(second.created);
         assert!(second.merges.is_empty());
@@ -249,10 +280,20 @@ mod tests {
         let a = resolve(&mut state, &[id(IdentityKind::UserId, "u1"), id(IdentityKind::Ip, "10.0.0.1")]);
         let b = resolve(&mut state, &[id(IdentityKind::UserId, "u2"), id(IdentityKind::Ip, "10.0.0.1")]);
         assert_ne!(a.profile, b.profile);
-        let c = resolve(&mut state, &[id(IdentityKind::AnonymousId, "c"), id(IdentityKind::Email, "test@test.com")]);
-        let d = resolve(&mut state, &[id(IdentityKind::AnonymousId, "d"), id(IdentityKind::Email, "test@test.com")]);
+        let c = resolve(
+            &mut state,
+            &[id(IdentityKind::AnonymousId, "c"), id(IdentityKind::Email, "test@test.com")],
+        );
+        let d = resolve(
+            &mut state,
+            &[id(IdentityKind::AnonymousId, "d"), id(IdentityKind::Email, "test@test.com")],
+        );
         assert_ne!(c.profile, d.profile);
-        assert!(state.resolve(&[id(IdentityKind::UserId, "undefined")], &IdentityRules::default(), ProfileId::new).is_none());
+        assert!(
+            state
+                .resolve(&[id(IdentityKind::UserId, "undefined")], &IdentityRules::default(), ProfileId::new)
+                .is_none()
+        );
     }
 
     #[test]
@@ -261,7 +302,8 @@ mod tests {
         let a = resolve(&mut state, &[id(IdentityKind::AnonymousId, "a")]);
         let b = resolve(&mut state, &[id(IdentityKind::AnonymousId, "b")]);
         state.know_blocked_pair(a.profile, b.profile);
-        let both = resolve(&mut state, &[id(IdentityKind::AnonymousId, "a"), id(IdentityKind::AnonymousId, "b")]);
+        let both =
+            resolve(&mut state, &[id(IdentityKind::AnonymousId, "a"), id(IdentityKind::AnonymousId, "b")]);
         assert!(both.merges.is_empty());
     }
 }

@@ -71,17 +71,20 @@ impl IdentityRule {
     /// patterns are searched anywhere in the value, anchor them with `^…$`).
     pub fn blocks(&self, value: &str) -> bool {
         let lowered = value.to_lowercase();
-        self.blocked_values.iter().any(|b| *b == lowered) || self.compiled.iter().any(|re| re.is_match(value))
+        self.blocked_values.contains(&lowered) || self.compiled.iter().any(|re| re.is_match(value))
     }
 
     /// The built-in rule for a kind, used until a workspace sets its own.
     pub fn default_for(kind: &IdentityKind) -> Self {
         let words = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        let bogus_ids = words(&["undefined", "null", "nil", "none", "0", "-1", "anonymous", "guest", "unknown"]);
+        let bogus_ids =
+            words(&["undefined", "null", "nil", "none", "0", "-1", "anonymous", "guest", "unknown"]);
         let (priority, max, merges, values, patterns) = match kind {
             IdentityKind::UserId => (100, 1, true, bogus_ids, vec![]),
-            IdentityKind::Email => (90, 5, true, words(&["test@test.com", "test@example.com", "a@a.com"]), vec![]),
-            IdentityKind::Phone => (80, 5, true, vec![], words(&["^\\+?(\\d)\\1+$"])),
+            IdentityKind::Email => {
+                (90, 5, true, words(&["test@test.com", "test@example.com", "a@a.com"]), vec![])
+            }
+            IdentityKind::Phone => (80, 5, true, vec![], words(&["^\\+?(0+|1+|2+|3+|4+|5+|6+|7+|8+|9+)$"])),
             IdentityKind::Maid => (70, 10, true, vec![], words(&["^[0-]+$"])),
             IdentityKind::DeviceId => (60, 20, true, bogus_ids, words(&["^[0-]+$"])),
             IdentityKind::Custom(_) => (50, 10, true, bogus_ids, vec![]),
@@ -139,8 +142,12 @@ mod tests {
 
     #[test]
     fn built_in_blocklists_catch_the_usual_junk() {
-        assert!(IdentityRule::default_for(&IdentityKind::Maid).blocks("00000000-0000-0000-0000-000000000000"));
-        assert!(!IdentityRule::default_for(&IdentityKind::Maid).blocks("6d92078a-8246-4ba4-ae5b-76104861e7dc"));
+        assert!(
+            IdentityRule::default_for(&IdentityKind::Maid).blocks("00000000-0000-0000-0000-000000000000")
+        );
+        assert!(
+            !IdentityRule::default_for(&IdentityKind::Maid).blocks("6d92078a-8246-4ba4-ae5b-76104861e7dc")
+        );
         assert!(IdentityRule::default_for(&IdentityKind::Email).blocks("TEST@test.com"));
         assert!(IdentityRule::default_for(&IdentityKind::Phone).blocks("+11111111111"));
         assert!(IdentityRule::default_for(&IdentityKind::UserId).blocks("undefined"));

@@ -56,16 +56,21 @@ impl RuleInput {
     }
 }
 
-pub(crate) async fn load<C: ConnectionTrait>(conn: &C, tenant: uuid::Uuid) -> Result<WorkspaceProfileSettings> {
-    let mut select =
-        Sql::new("SELECT default_region, source_precedence, suppression_salt FROM profile_settings WHERE tenant_id = ");
+pub(crate) async fn load<C: ConnectionTrait>(
+    conn: &C,
+    tenant: uuid::Uuid,
+) -> Result<WorkspaceProfileSettings> {
+    let mut select = Sql::new(
+        "SELECT default_region, source_precedence, suppression_salt FROM profile_settings WHERE tenant_id = ",
+    );
     select.bind(tenant);
     let row = select.fetch_one(conn).await?;
     let (default_region, precedence, salt) = match row {
         Some(row) => {
             let region: String = row.try_get("", "default_region")?;
             let order: Value = row.try_get("", "source_precedence")?;
-            let order = order.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
+            let order =
+                order.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
             let salt: String = row.try_get("", "suppression_salt")?;
             ((!region.is_empty()).then_some(region), order.map(SourcePrecedence::new), salt)
         }
@@ -83,7 +88,9 @@ pub(crate) async fn load<C: ConnectionTrait>(conn: &C, tenant: uuid::Uuid) -> Re
     select.bind(tenant);
     for row in select.fetch_all(conn).await? {
         let strings = |v: Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+            v.as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
         };
         let kind: String = row.try_get("", "kind")?;
         let max: i32 = row.try_get("", "max_per_profile")?;
@@ -174,18 +181,24 @@ impl Profiles {
         if let Some(order) = &update.source_precedence
             && (order.len() > 50 || order.iter().any(|s| s.is_empty() || s.len() > 64))
         {
-            return Err(ProfilesError::invalid("the source precedence lists at most 50 names of 1 to 64 bytes"));
+            return Err(ProfilesError::invalid(
+                "the source precedence lists at most 50 names of 1 to 64 bytes",
+            ));
         }
         let graph = self.graph_transaction(&scope).await?;
         ensure_row(&graph.txn, scope.tenant_id().as_uuid(), self.now()).await?;
         if let Some(region) = update.default_region {
             let mut sql = Sql::new("UPDATE profile_settings SET default_region = ");
-            sql.bind(region.trim().to_ascii_uppercase()).push(" WHERE tenant_id = ").bind(scope.tenant_id().as_uuid());
+            sql.bind(region.trim().to_ascii_uppercase())
+                .push(" WHERE tenant_id = ")
+                .bind(scope.tenant_id().as_uuid());
             sql.execute(&graph.txn).await?;
         }
         if let Some(order) = update.source_precedence {
             let mut sql = Sql::new("UPDATE profile_settings SET source_precedence = ");
-            sql.bind(json(&serde_json::json!(order))).push(" WHERE tenant_id = ").bind(scope.tenant_id().as_uuid());
+            sql.bind(json(&serde_json::json!(order)))
+                .push(" WHERE tenant_id = ")
+                .bind(scope.tenant_id().as_uuid());
             sql.execute(&graph.txn).await?;
         }
         let settings = load(&graph.txn, scope.tenant_id().as_uuid()).await?;

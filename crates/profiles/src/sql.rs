@@ -64,7 +64,10 @@ impl Sql {
         conn.query_all_raw(self.statement(backend)).await
     }
 
-    pub async fn fetch_one<C: ConnectionTrait>(self, conn: &C) -> Result<Option<QueryResult>, sea_orm::DbErr> {
+    pub async fn fetch_one<C: ConnectionTrait>(
+        self,
+        conn: &C,
+    ) -> Result<Option<QueryResult>, sea_orm::DbErr> {
         let backend = conn.get_database_backend();
         conn.query_one_raw(self.statement(backend)).await
     }

@@ -25,7 +25,12 @@ pub struct SourcePrecedence(Vec<String>);
 
 impl Default for SourcePrecedence {
     fn default() -> Self {
-        Self(vec![source::STAFF.into(), source::IMPORT.into(), source::EVENTS.into(), source::ENRICHMENT.into()])
+        Self(vec![
+            source::STAFF.into(),
+            source::IMPORT.into(),
+            source::EVENTS.into(),
+            source::ENRICHMENT.into(),
+        ])
     }
 }
 
@@ -82,7 +87,11 @@ pub fn apply(
 
 /// Combines the traits of a merged profile into the survivor's, entry by entry, with the
 /// same precedence rule as live updates.
-pub fn combine(survivor: &mut Map<String, Value>, merged: &Map<String, Value>, precedence: &SourcePrecedence) {
+pub fn combine(
+    survivor: &mut Map<String, Value>,
+    merged: &Map<String, Value>,
+    precedence: &SourcePrecedence,
+) {
     for (name, entry) in merged {
         let source = entry.get("source").and_then(Value::as_str).unwrap_or("");
         let at = entry.get("at").and_then(Value::as_str).and_then(crate::message::parse_time);
@@ -116,11 +125,29 @@ mod tests {
         let precedence = SourcePrecedence::default();
         let mut traits = Map::new();
         let update = |v: Value| json!({ "plan": v }).as_object().cloned().unwrap();
-        assert!(apply(&mut traits, &update(json!("crm")), "import:crm", t("2026-01-01T00:00:00Z"), &precedence));
+        assert!(apply(
+            &mut traits,
+            &update(json!("crm")),
+            "import:crm",
+            t("2026-01-01T00:00:00Z"),
+            &precedence
+        ));
         assert!(!apply(&mut traits, &update(json!("web")), "events", t("2026-06-01T00:00:00Z"), &precedence));
         assert_eq!(values(&traits)["plan"], "crm");
-        assert!(apply(&mut traits, &update(json!("new")), "import:other", t("2026-02-01T00:00:00Z"), &precedence));
-        assert!(!apply(&mut traits, &update(json!("old")), "import:crm", t("2025-02-01T00:00:00Z"), &precedence));
+        assert!(apply(
+            &mut traits,
+            &update(json!("new")),
+            "import:other",
+            t("2026-02-01T00:00:00Z"),
+            &precedence
+        ));
+        assert!(!apply(
+            &mut traits,
+            &update(json!("old")),
+            "import:crm",
+            t("2025-02-01T00:00:00Z"),
+            &precedence
+        ));
         assert!(apply(&mut traits, &update(json!("staff")), "staff", t("2020-01-01T00:00:00Z"), &precedence));
         assert_eq!(values(&traits)["plan"], "staff");
     }

@@ -3,8 +3,7 @@
 //! the two are kept apart from then on.
 
 use crate::{
-    Profiles, ProfilesError,
-    extract,
+    Profiles, ProfilesError, extract,
     profile_row::{self, ProfileRow},
     read::{MERGE_COLUMNS, Merge, absorbed_tree, merge_from_row},
     service::Result,
@@ -23,7 +22,12 @@ impl Profiles {
     /// Trait values set on the survivor after the merge are kept; everything the merged profile
     /// brought returns to it.
     #[tracing::instrument(skip_all, fields(workspace = %workspace, merge = %merge_id))]
-    pub async fn undo_merge(&self, actor: &Actor, workspace: WorkspaceId, merge_id: MergeId) -> Result<Merge> {
+    pub async fn undo_merge(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        merge_id: MergeId,
+    ) -> Result<Merge> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Write).await?;
         let tenant = scope.tenant_id().as_uuid();
         let graph = self.graph_transaction(&scope).await?;
@@ -49,7 +53,9 @@ impl Profiles {
             ));
         }
         if merged.merged_into != Some(survivor.id) {
-            return Err(ProfilesError::Conflict("the merged profile is no longer part of the survivor".into()));
+            return Err(ProfilesError::Conflict(
+                "the merged profile is no longer part of the survivor".into(),
+            ));
         }
         let returning = absorbed_tree(txn, &scope, merged.id).await?;
         for table in ["identities", "events", "consents"] {
@@ -73,8 +79,10 @@ impl Profiles {
             row.updated_at = now;
         }
         profile_row::save(txn, tenant, &[&survivor, &merged]).await?;
-        let (a, b) = if survivor.id <= merged.id { (survivor.id, merged.id) } else { (merged.id, survivor.id) };
-        let mut block = Sql::new("INSERT INTO merge_blocks (tenant_id, profile_a, profile_b, created_at) VALUES (");
+        let (a, b) =
+            if survivor.id <= merged.id { (survivor.id, merged.id) } else { (merged.id, survivor.id) };
+        let mut block =
+            Sql::new("INSERT INTO merge_blocks (tenant_id, profile_a, profile_b, created_at) VALUES (");
         block
             .bind(tenant)
             .push(", ")
@@ -129,8 +137,7 @@ async fn recompute<C: ConnectionTrait>(
     row.revenue = 0.0;
     row.first_channel = None;
     row.devices = Vec::new();
-    let mut select =
-        Sql::new("SELECT type, name, occurred_at, channel, body FROM events WHERE tenant_id = ");
+    let mut select = Sql::new("SELECT type, name, occurred_at, channel, body FROM events WHERE tenant_id = ");
     select.bind(tenant).push(" AND profile_id = ").bind(row.id.as_uuid()).push(" ORDER BY id");
     for event in select.fetch_all(txn).await? {
         let event_type: String = event.try_get("", "type")?;
@@ -138,7 +145,12 @@ async fn recompute<C: ConnectionTrait>(
         let body: Value = event.try_get("", "body")?;
         let channel: Option<String> = event.try_get("", "channel")?;
         let facts = extract::facts(&event_type, name.as_deref(), &body, context);
-        row.record_event(event.try_get("", "occurred_at")?, channel.as_deref(), facts.revenue, facts.device.as_deref());
+        row.record_event(
+            event.try_get("", "occurred_at")?,
+            channel.as_deref(),
+            facts.revenue,
+            facts.device.as_deref(),
+        );
     }
     Ok(())
 }

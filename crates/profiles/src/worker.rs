@@ -17,7 +17,7 @@ impl Profiles {
         loop {
             let sweep = round.is_multiple_of(SWEEP_EVERY);
             round = round.wrapping_add(1);
-            if let Err(error) = self.process_queued(sweep).await {
+            if let Err(error) = self.process_queued_until(sweep, &shutdown).await {
                 tracing::error!(error = %error, "ingestion worker round failed");
             }
             tokio::select! {
@@ -31,8 +31,17 @@ impl Profiles {
         }
     }
 
-    /// One round: every workspace with queued work (or every workspace when sweeping).
+    /// One round: every workspace with queued work (or every workspace when sweeping),
+    /// each drained completely.
     pub async fn process_queued(&self, sweep: bool) -> Result<usize> {
+        let (_never, running) = watch::channel(false);
+        self.process_queued_until(sweep, &running).await
+    }
+
+    /// Like [`Profiles::process_queued`], stopping between chunks once `shutdown` is true, so
+    /// a pod asked to stop with a large backlog stops within one chunk. Work left behind is
+    /// found again by the next sweep of any worker.
+    async fn process_queued_until(&self, sweep: bool, shutdown: &watch::Receiver<bool>) -> Result<usize> {
         let conn = self.db().connection();
         let mut workspaces: Vec<WorkspaceId> = Vec::new();
         let query = if sweep {
@@ -52,7 +61,7 @@ impl Profiles {
             clear.bind(INGEST_WORK).push(" AND tenant_id = ").bind(workspace.as_uuid());
             clear.execute(conn).await?;
             let scope = self.tenancy().queued_work_scope(workspace).await?;
-            let outcome = self.process_pending(&scope).await?;
+            let outcome = self.process_pending_until(&scope, shutdown).await?;
             processed += outcome.processed;
             if outcome.processed + outcome.suppressed > 0 {
                 tracing::debug!(

@@ -305,7 +305,12 @@ impl Tenancy {
 }
 
 impl Tenancy {
-    async fn touch_api_key(&self, scope: &TenantScope, key: &api_key::Model, now: DateTime<Utc>) -> Result<()> {
+    async fn touch_api_key(
+        &self,
+        scope: &TenantScope,
+        key: &api_key::Model,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let txn = scope.begin_write(self.db()).await?;
         api_key::ActiveModel {
             tenant_id: Set(key.tenant_id),

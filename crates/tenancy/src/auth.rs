@@ -11,10 +11,7 @@ use crate::{
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use entity::{membership, refresh_token, user};
 use kernel::{AgencyId, SessionId, UserId, WorkspaceId};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter,
-    sea_query::Expr,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use std::time::Duration;
 
 /// How long the computed roles of a user are cached. Role changes and deactivation delete the

@@ -134,7 +134,10 @@ async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -> Option<Ht
     }
 }
 
-pub(super) async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, HttpResponse> {
+pub(super) async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, HttpResponse> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {

@@ -20,9 +20,9 @@ use serde_json::json;
 
 /// The smallest transparent GIF.
 const PIXEL: &[u8] = &[
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff,
-    0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
-    0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff,
+    0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+    0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
@@ -53,12 +53,16 @@ fn cors(mut response: HttpResponse) -> HttpResponse {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         header::HeaderValue::from_static("Authorization, Content-Type"),
     );
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, header::HeaderValue::from_static("POST, GET, OPTIONS"));
+    headers
+        .insert(header::ACCESS_CONTROL_ALLOW_METHODS, header::HeaderValue::from_static("POST, GET, OPTIONS"));
     response
 }
 
 fn failure(status: StatusCode, code: ErrorCode, message: &str) -> HttpResponse {
-    cors(HttpResponse::build(status).json(json!({ "success": false, "code": code.as_str(), "message": message })))
+    cors(
+        HttpResponse::build(status)
+            .json(json!({ "success": false, "code": code.as_str(), "message": message })),
+    )
 }
 
 async fn preflight() -> HttpResponse {
@@ -147,8 +151,11 @@ async fn accept(
     let request = match parsed {
         Ok(request) => request,
         Err(error) => {
-            let status =
-                if matches!(error, ProfilesError::TooLarge(_)) { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+            let status = if matches!(error, ProfilesError::TooLarge(_)) {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             return failure(status, ErrorCode::BadUserInput, &error.to_string());
         }
     };
@@ -161,7 +168,8 @@ async fn accept(
     };
     if let Ok(credential) = state.tenancy.identify(&key) {
         let limits = &state.settings.rate_limits;
-        let quota = RateQuota { per_second: limits.ingest_per_key_per_second, burst: limits.ingest_per_key_burst };
+        let quota =
+            RateQuota { per_second: limits.ingest_per_key_per_second, burst: limits.ingest_per_key_burst };
         let limit_key = format!("ingest:{}", credential.rate_limit_key());
         match state.limiter.check_all(&[(limit_key.as_str(), quota)]).await {
             Ok(RateDecision::Limited { retry_after, .. }) => {
@@ -192,9 +200,15 @@ async fn accept(
                 ),
                 ErrorCode::Internal => {
                     tracing::error!(error = %error, "write key check failed");
-                    failure(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal, "temporarily unavailable; retry")
+                    failure(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ErrorCode::Internal,
+                        "temporarily unavailable; retry",
+                    )
                 }
-                _ => failure(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, "the write key is invalid"),
+                _ => {
+                    failure(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, "the write key is invalid")
+                }
             };
         }
     };

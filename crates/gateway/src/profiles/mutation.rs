@@ -1,6 +1,6 @@
 use super::objects::{
-    Consent, ConsentInput, Erasure, IdentityRule, IdentityRuleInput, IngestResult, Merge, ProfileSettings,
-    ProfileSettingsInput, RejectedEvent,
+    Consent, ConsentInput, DeduplicationInput, DeduplicationRun, Erasure, IdentityRule, IdentityRuleInput,
+    IngestResult, Merge, MergeSuggestion, ProfileSettings, ProfileSettingsInput, RejectedEvent,
 };
 use crate::{
     context::{ContextExt, parse_id},
@@ -28,7 +28,10 @@ impl ProfilesMutation {
     ) -> async_graphql::Result<IngestResult> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         if events.len() > MAX_EVENTS_PER_CALL {
-            return Err(coded(ErrorCode::BadUserInput, format!("at most {MAX_EVENTS_PER_CALL} events per call")));
+            return Err(coded(
+                ErrorCode::BadUserInput,
+                format!("at most {MAX_EVENTS_PER_CALL} events per call"),
+            ));
         }
         let received_at = chrono::Utc::now();
         let mut accepted = Vec::with_capacity(events.len());
@@ -55,10 +58,59 @@ impl ProfilesMutation {
 
     /// Undoes a merge exactly: what the merged profile brought returns to it, and the two
     /// are not merged again automatically.
-    async fn undo_merge(&self, ctx: &Context<'_>, workspace_id: Option<ID>, merge_id: ID) -> async_graphql::Result<Merge> {
+    async fn undo_merge(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        merge_id: ID,
+    ) -> async_graphql::Result<Merge> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         let merge_id = parse_id(&merge_id)?;
         ctx.profiles().undo_merge(ctx.actor()?, workspace, merge_id).await.gql().map(Merge)
+    }
+
+    /// Finds duplicate profiles by name, birth date, address, email and phone: sure pairs
+    /// merge (undoable like any merge), likely ones replace the open suggestions.
+    async fn run_deduplication(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        input: Option<DeduplicationInput>,
+    ) -> async_graphql::Result<DeduplicationRun> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let input = input.unwrap_or_default();
+        let options = profiles::duplicates::DedupOptions {
+            auto_merge_probability: input.auto_merge_probability,
+            review_probability: input.review_probability,
+        };
+        let run = ctx.profiles().run_deduplication(ctx.actor()?, workspace, options).await.gql()?;
+        Ok(DeduplicationRun {
+            profiles_compared: run.profiles_compared,
+            candidate_pairs: run.candidate_pairs,
+            merged: run.merged,
+            refused_by_rules: run.refused_by_rules,
+            suggestions: run.suggestions,
+        })
+    }
+
+    /// Accepts a suggestion: the two profiles merge.
+    async fn accept_merge_suggestion(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        id: ID,
+    ) -> async_graphql::Result<MergeSuggestion> {
+        decide(ctx, workspace_id, id, true).await
+    }
+
+    /// Rejects a suggestion: the two profiles are kept apart from now on.
+    async fn reject_merge_suggestion(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        id: ID,
+    ) -> async_graphql::Result<MergeSuggestion> {
+        decide(ctx, workspace_id, id, false).await
     }
 
     /// Sets the rule for one identity kind (admins).
@@ -115,12 +167,33 @@ impl ProfilesMutation {
 
     /// Erases a person everywhere (GDPR art. 17), keeping only salted hashes of their
     /// identifiers so later events about them are dropped. Admins only; cannot be undone.
-    async fn erase_profile(&self, ctx: &Context<'_>, workspace_id: Option<ID>, id: ID) -> async_graphql::Result<Erasure> {
+    async fn erase_profile(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        id: ID,
+    ) -> async_graphql::Result<Erasure> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         let id = parse_id(&id)?;
         let erased = ctx.profiles().erase_profile(ctx.actor()?, workspace, id).await.gql()?;
         Ok(Erasure { profiles: erased.profiles, identities: erased.identities, events: erased.events })
     }
+}
+
+async fn decide(
+    ctx: &Context<'_>,
+    workspace_id: Option<ID>,
+    id: ID,
+    accept: bool,
+) -> async_graphql::Result<MergeSuggestion> {
+    let workspace = ctx.workspace(workspace_id.as_ref())?;
+    let id = uuid::Uuid::parse_str(id.as_str().trim())
+        .map_err(|_| coded(ErrorCode::BadUserInput, "`id` is not a valid suggestion id"))?;
+    ctx.profiles()
+        .decide_merge_suggestion(ctx.actor()?, workspace, id, accept)
+        .await
+        .gql()
+        .map(MergeSuggestion)
 }
 
 fn event_size(object: &serde_json::Map<String, serde_json::Value>) -> usize {

@@ -6,7 +6,9 @@ use crate::{
     context::ContextExt,
     error::GqlResult,
 };
-use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject, connection::Connection};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject, connection::Connection,
+};
 use chrono::{DateTime, Utc};
 
 pub struct Profile(pub profiles::read::Profile);
@@ -86,7 +88,8 @@ impl Profile {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Event>> {
         let page = page_request(first, after)?;
-        let events = ctx.profiles().timeline(ctx.actor()?, self.0.workspace_id, self.0.id, page).await.gql()?;
+        let events =
+            ctx.profiles().timeline(ctx.actor()?, self.0.workspace_id, self.0.id, page).await.gql()?;
         Ok(into_connection(events, Event))
     }
 
@@ -104,7 +107,8 @@ impl Profile {
 
     /// Every consent record, newest first.
     async fn consent_history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Consent>> {
-        let consents = ctx.profiles().consent_history(ctx.actor()?, self.0.workspace_id, self.0.id).await.gql()?;
+        let consents =
+            ctx.profiles().consent_history(ctx.actor()?, self.0.workspace_id, self.0.id).await.gql()?;
         Ok(consents.into_iter().map(Consent).collect())
     }
 }
@@ -277,7 +281,11 @@ impl ProfileSettings {
 
 impl From<profiles::settings::WorkspaceProfileSettings> for ProfileSettings {
     fn from(s: profiles::settings::WorkspaceProfileSettings) -> Self {
-        Self { default_region: s.default_region, source_precedence: s.precedence.order().to_vec(), rules: s.rules }
+        Self {
+            default_region: s.default_region,
+            source_precedence: s.precedence.order().to_vec(),
+            rules: s.rules,
+        }
     }
 }
 
@@ -352,4 +360,52 @@ pub struct ConsentInput {
     pub channel: String,
     pub granted: bool,
     pub source: String,
+}
+
+pub struct MergeSuggestion(pub profiles::duplicates::MergeSuggestion);
+
+#[Object]
+impl MergeSuggestion {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn profile_a_id(&self) -> ID {
+        ID(self.0.profile_a.to_string())
+    }
+    async fn profile_b_id(&self) -> ID {
+        ID(self.0.profile_b.to_string())
+    }
+    /// The estimated probability that both are one person.
+    async fn probability(&self) -> f64 {
+        self.0.probability
+    }
+    /// Field by field: `{field, level, weight}`, the weight in bits of evidence.
+    async fn explanation(&self) -> Json<serde_json::Value> {
+        Json(self.0.explanation.clone())
+    }
+    /// `open`, `accepted` or `rejected`.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct DeduplicationInput {
+    /// Match probability from which pairs merge at once (default 0.99).
+    pub auto_merge_probability: Option<f64>,
+    /// Match probability from which pairs become suggestions (default 0.5).
+    pub review_probability: Option<f64>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeduplicationRun {
+    pub profiles_compared: usize,
+    pub candidate_pairs: usize,
+    pub merged: usize,
+    /// Sure pairs the identity rules refused to merge; offered as suggestions instead.
+    pub refused_by_rules: usize,
+    pub suggestions: usize,
 }

@@ -1,4 +1,4 @@
-use super::objects::{Profile, ProfileFilterInput, ProfileSettings};
+use super::objects::{MergeSuggestion, Profile, ProfileFilterInput, ProfileSettings};
 use crate::{
     connection::{into_connection, page_request},
     context::{ContextExt, parse_id},
@@ -12,7 +12,12 @@ pub struct ProfilesQuery;
 #[Object]
 impl ProfilesQuery {
     /// One profile. The id of a profile since merged into another answers with that one.
-    async fn profile(&self, ctx: &Context<'_>, workspace_id: Option<ID>, id: ID) -> async_graphql::Result<Profile> {
+    async fn profile(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        id: ID,
+    ) -> async_graphql::Result<Profile> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         let id = parse_id(&id)?;
         ctx.profiles().profile(ctx.actor()?, workspace, id).await.gql().map(Profile)
@@ -42,7 +47,11 @@ impl ProfilesQuery {
     }
 
     /// The workspace's identity rules, default phone region and trait source precedence.
-    async fn profile_settings(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> async_graphql::Result<ProfileSettings> {
+    async fn profile_settings(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+    ) -> async_graphql::Result<ProfileSettings> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         ctx.profiles().settings(ctx.actor()?, workspace).await.gql().map(ProfileSettings::from)
     }
@@ -60,8 +69,27 @@ impl ProfilesQuery {
         ctx.profiles().export_profile(ctx.actor()?, workspace, id).await.gql().map(Json)
     }
 
+    /// Open deduplication suggestions, for staff to accept or reject.
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
+    async fn merge_suggestions(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, MergeSuggestion>> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let page = page_request(first, after)?;
+        let found = ctx.profiles().merge_suggestions(ctx.actor()?, workspace, page).await.gql()?;
+        Ok(into_connection(found, MergeSuggestion))
+    }
+
     /// Events dropped because they belonged to erased people.
-    async fn suppressed_event_count(&self, ctx: &Context<'_>, workspace_id: Option<ID>) -> async_graphql::Result<i64> {
+    async fn suppressed_event_count(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+    ) -> async_graphql::Result<i64> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         ctx.profiles().suppressed_event_count(ctx.actor()?, workspace).await.gql()
     }
