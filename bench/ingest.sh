@@ -6,12 +6,14 @@
 #   bash bench/ingest.sh
 #
 # Needs wrk (apt-get install wrk), psql, and the PostgreSQL roles .ci/run creates
-# (passerelle_owner, passerelle_app). Knobs: DURATION (20s), CONNECTIONS (32), STEADY (20s).
+# (passerelle_owner, passerelle_app). Knobs: DURATION (20s), CONNECTIONS (32), STEADY (20s),
+# STEADY_EVENTS_PER_SECOND (5000: the paced load of step 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-32}
 STEADY=${STEADY:-20s}
+STEADY_EVENTS_PER_SECOND=${STEADY_EVENTS_PER_SECOND:-5000}
 PORT=${PORT:-18081}
 ADMIN=${PASSERELLE_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
@@ -97,10 +99,12 @@ kill $worker; wait $worker 2>/dev/null || true; worker=
 echo "processed $pending events in $(python3 -c "print(round($p1 - $p0, 1))") s: $(python3 -c "print(round($pending / ($p1 - $p0)))") events/s"
 echo "profiles: $(sql "SELECT count(*) FROM profiles WHERE merged_into IS NULL"), merges: $(sql "SELECT count(*) FROM profile_merges")"
 
-echo "== 4. delay from acceptance to processed under a steady load (serve with its workers, 4 connections)"
+echo "== 4. delay from acceptance to processed under a steady $STEADY_EVENTS_PER_SECOND events/s (serve with its workers)"
 start_server true
 mark=$(sql "SELECT now()")
-wrk -t1 -c4 -d"$STEADY" -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch | grep -E "Requests/sec"
+# Two connections, each pausing so that together they send the requested rate.
+BENCH_DELAY_MS=$((2 * 1000 * 100 / STEADY_EVENTS_PER_SECOND)) \
+  wrk -t1 -c2 -d"$STEADY" -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch | grep -E "Requests/sec"
 while [ "$(sql "SELECT count(*) FROM events WHERE status = 'pending'")" != 0 ]; do sleep 0.5; done
 sql "SELECT 'events ' || count(*) || ', p50 ' || round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) * 1000)::numeric, 1)
      || ' ms, p99 ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) * 1000)::numeric, 1) || ' ms'

@@ -24,6 +24,12 @@ local function b64(data)
   end) .. ({ '', '==', '=' })[#data % 3 + 1])
 end
 
+-- BENCH_DELAY_MS paces each connection (a steady load rather than as fast as possible).
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+function delay()
+  return pause
+end
+
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Basic " .. b64(key .. ":")

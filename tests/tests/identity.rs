@@ -198,6 +198,12 @@ async fn rules_limits_and_blocklists(backend: Backend) {
     let rules = settings.data("profileSettings.identityRules").as_array().unwrap();
     assert_eq!(rules[0]["kind"], "user_id", "highest priority first");
     assert!(rules.iter().any(|r| r["kind"] == "email" && r["maxPerProfile"] == 3));
+    // A dry run: letting IPs merge would join the two visitors who shared one.
+    let preview = app.gql("query($w: ID!, $r: [IdentityRuleInput!]!) { previewIdentityRules(workspaceId: $w, rules: $r) { eventsReplayed wouldMerge wouldSplit peopleUnderCurrentRules peopleUnderProposedRules } }",
+        json!({"w": ws, "r": [{"kind": "ip", "priority": 10, "maxPerProfile": 50, "merges": true}]}), Some(&token)).await;
+    assert_eq!(preview.data("previewIdentityRules.wouldMerge"), &json!(1), "{preview:?}");
+    assert_eq!(preview.data("previewIdentityRules.wouldSplit"), &json!(0));
+    assert_eq!(preview.data("previewIdentityRules.eventsReplayed"), &json!(8));
     // A marketer may not change rules.
     let (_, marketer) = app.staff(&token, "MARKETER", Some(&ws)).await;
     app.gql(

@@ -21,6 +21,7 @@ mod profile_row;
 pub mod read;
 pub mod resolver;
 pub mod rules;
+pub mod rules_preview;
 mod service;
 pub mod settings;
 mod sql;

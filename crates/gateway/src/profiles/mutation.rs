@@ -121,15 +121,7 @@ impl ProfilesMutation {
         input: IdentityRuleInput,
     ) -> async_graphql::Result<IdentityRule> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
-        let input = profiles::settings::RuleInput {
-            kind: input.kind,
-            priority: input.priority,
-            max_per_profile: input.max_per_profile,
-            merges: input.merges,
-            blocked_values: input.blocked_values,
-            blocked_patterns: input.blocked_patterns,
-        };
-        ctx.profiles().set_identity_rule(ctx.actor()?, workspace, input).await.gql().map(IdentityRule)
+        ctx.profiles().set_identity_rule(ctx.actor()?, workspace, input.into()).await.gql().map(IdentityRule)
     }
 
     async fn update_profile_settings(

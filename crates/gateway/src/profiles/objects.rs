@@ -409,3 +409,30 @@ pub struct DeduplicationRun {
     pub refused_by_rules: usize,
     pub suggestions: usize,
 }
+
+impl From<IdentityRuleInput> for profiles::settings::RuleInput {
+    fn from(input: IdentityRuleInput) -> Self {
+        Self {
+            kind: input.kind,
+            priority: input.priority,
+            max_per_profile: input.max_per_profile,
+            merges: input.merges,
+            blocked_values: input.blocked_values,
+            blocked_patterns: input.blocked_patterns,
+        }
+    }
+}
+
+/// What a rule change would do, from a replay of the event history under both rule sets.
+#[derive(SimpleObject)]
+pub struct RulesPreview {
+    pub events_replayed: usize,
+    /// The history was longer than the replay limit (the oldest 200,000 events).
+    pub partial: bool,
+    pub people_under_current_rules: usize,
+    pub people_under_proposed_rules: usize,
+    /// People who would be merged into someone else.
+    pub would_merge: usize,
+    /// People who would be divided into several.
+    pub would_split: usize,
+}

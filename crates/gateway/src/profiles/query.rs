@@ -1,4 +1,6 @@
-use super::objects::{MergeSuggestion, Profile, ProfileFilterInput, ProfileSettings};
+use super::objects::{
+    IdentityRuleInput, MergeSuggestion, Profile, ProfileFilterInput, ProfileSettings, RulesPreview,
+};
 use crate::{
     connection::{into_connection, page_request},
     context::{ContextExt, parse_id},
@@ -67,6 +69,30 @@ impl ProfilesQuery {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         let id = parse_id(&id)?;
         ctx.profiles().export_profile(ctx.actor()?, workspace, id).await.gql().map(Json)
+    }
+
+    /// A dry run of identity rule changes: how many people they would merge or split, from a
+    /// replay of the event history. Nothing is changed.
+    async fn preview_identity_rules(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        rules: Vec<IdentityRuleInput>,
+    ) -> async_graphql::Result<RulesPreview> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        if rules.len() > 50 {
+            return Err(crate::error::coded(kernel::ErrorCode::BadUserInput, "at most 50 rules at once"));
+        }
+        let rules = rules.into_iter().map(Into::into).collect();
+        let preview = ctx.profiles().preview_rules(ctx.actor()?, workspace, rules).await.gql()?;
+        Ok(RulesPreview {
+            events_replayed: preview.events_replayed,
+            partial: preview.partial,
+            people_under_current_rules: preview.people_under_current_rules,
+            people_under_proposed_rules: preview.people_under_proposed_rules,
+            would_merge: preview.would_merge,
+            would_split: preview.would_split,
+        })
     }
 
     /// Open deduplication suggestions, for staff to accept or reject.
