@@ -10,6 +10,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 mod m0001_foundation;
 mod m0002_profiles;
 mod m0003_merge_suggestions;
+mod m0004_imports;
 
 pub use sea_orm_migration;
 
@@ -27,6 +28,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "consents",
     "suppressions",
     "merge_suggestions",
+    "import_jobs",
 ];
 
 pub struct Migrator;
@@ -38,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_foundation::Migration),
             Box::new(m0002_profiles::Migration),
             Box::new(m0003_merge_suggestions::Migration),
+            Box::new(m0004_imports::Migration),
         ]
     }
 }
@@ -93,6 +96,7 @@ mod tests {
             super::m0001_foundation::TENANT_TABLES,
             super::m0002_profiles::TENANT_TABLES,
             super::m0003_merge_suggestions::TENANT_TABLES,
+            super::m0004_imports::TENANT_TABLES,
         ]
         .concat();
         assert_eq!(steps, super::TENANT_TABLES);

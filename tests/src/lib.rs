@@ -317,6 +317,21 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `PUT {upload_path}` with a CSV body, as a staff member or integration would send a file.
+    pub async fn upload_import(&self, bearer: &str, upload_path: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .client
+            .put(self.url(upload_path))
+            .header("content-type", "text/csv")
+            .bearer_auth(bearer)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Waits until every event committed so far is processed: one sweep over all workspaces,
     /// which queues behind the background worker's graph lock when it is mid-chunk.
     pub async fn process_events(&self) {

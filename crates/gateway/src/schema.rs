@@ -1,6 +1,6 @@
 use crate::{
     limits::QueryGuard,
-    profiles::{ProfilesMutation, ProfilesQuery},
+    profiles::{ImportsMutation, ImportsQuery, ProfilesMutation, ProfilesQuery},
     tenancy::{TenancyMutation, TenancyQuery},
 };
 use async_graphql::{EmptySubscription, MergedObject, Schema};
@@ -8,10 +8,10 @@ use platform::settings::Limits;
 
 /// One merged object per domain (DESIGN §2); later domains add theirs here.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(TenancyQuery, ProfilesQuery);
+pub struct QueryRoot(TenancyQuery, ProfilesQuery, ImportsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(TenancyMutation, ProfilesMutation);
+pub struct MutationRoot(TenancyMutation, ProfilesMutation, ImportsMutation);
 
 pub type PasserelleSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

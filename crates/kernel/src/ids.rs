@@ -99,6 +99,11 @@ id_type!(
     "identity id"
 );
 id_type!(
+    /// One CSV import of CRM or enrichment records: its mapping, progress and row errors.
+    ImportId,
+    "import id"
+);
+id_type!(
     /// The `tenant_id` column of every tenant table. It is the workspace id; the separate type
     /// marks the places where the value is used as an isolation key.
     TenantId,

@@ -10,6 +10,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use kernel::WorkspaceId;
 use platform::TenantScope;
+use sea_orm::ConnectionTrait;
 use tenancy::{Actor, Permission};
 use uuid::Uuid;
 
@@ -36,6 +37,28 @@ impl Profiles {
     ) -> Result<IngestOutcome> {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
+        }
+        let txn = scope.begin(self.db()).await?;
+        let stored = self.store_events(&txn, scope, source, events).await?;
+        txn.commit().await?;
+        if stored > 0 {
+            self.inner.work_ready.notify_one();
+        }
+        Ok(IngestOutcome { accepted: stored, duplicates: events.len() - stored })
+    }
+
+    /// Inserts events into the inbox within `txn` and marks the workspace as having work.
+    /// Returns how many were new (the others were already stored under their `messageId`).
+    /// The caller commits, then wakes the worker.
+    pub(crate) async fn store_events<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        scope: &TenantScope,
+        source: &str,
+        events: &[IncomingEvent],
+    ) -> Result<usize> {
+        if events.is_empty() {
+            return Ok(0);
         }
         let tenant = scope.tenant_id().as_uuid();
         let mut insert = Sql::new(
@@ -70,8 +93,7 @@ impl Profiles {
                 .push(")");
         }
         insert.push(" ON CONFLICT (tenant_id, message_id) DO NOTHING");
-        let txn = scope.begin(self.db()).await?;
-        let stored = insert.execute(&txn).await? as usize;
+        let stored = insert.execute(txn).await? as usize;
         if stored > 0 {
             let mut mark = Sql::new("INSERT INTO pending_work (kind, tenant_id, since) VALUES (");
             mark.bind(INGEST_WORK)
@@ -80,13 +102,9 @@ impl Profiles {
                 .push(", ")
                 .bind(self.now())
                 .push(") ON CONFLICT (kind, tenant_id) DO NOTHING");
-            mark.execute(&txn).await?;
+            mark.execute(txn).await?;
         }
-        txn.commit().await?;
-        if stored > 0 {
-            self.inner.work_ready.notify_one();
-        }
-        Ok(IngestOutcome { accepted: stored, duplicates: events.len() - stored })
+        Ok(stored)
     }
 
     /// Ingestion for integrations that prefer GraphQL: a staff member who may write, or a

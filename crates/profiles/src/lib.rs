@@ -13,6 +13,7 @@ pub mod duplicates;
 mod error;
 mod extract;
 pub mod identity;
+pub mod imports;
 mod ingest;
 pub mod message;
 pub mod privacy;

@@ -6,6 +6,7 @@
 use crate::{
     Identity, IdentityKind, Profiles,
     extract::{self, EventFacts},
+    imports::{self, ImportKind},
     privacy::identity_hash,
     profile_row::{self, ProfileRow},
     resolver::{GraphState, MergeStep},
@@ -15,7 +16,7 @@ use crate::{
     traits,
 };
 use chrono::{DateTime, Utc};
-use kernel::{MergeId, ProfileId};
+use kernel::{ImportId, MergeId, ProfileId};
 use platform::TenantScope;
 use sea_orm::ConnectionTrait;
 use serde_json::Value;
@@ -30,7 +31,19 @@ struct PendingEvent {
     id: Uuid,
     occurred_at: DateTime<Utc>,
     channel: Option<String>,
+    /// The trait source of what it says: `events`, or the import it came from.
+    source: String,
+    /// The import job of a CSV row.
+    import: Option<(ImportKind, ImportId)>,
     facts: EventFacts,
+}
+
+/// What a chunk did to each import job's rows.
+#[derive(Default)]
+struct ImportTally {
+    processed: i64,
+    unmatched: i64,
+    suppressed: i64,
 }
 
 /// What processing one chunk did.
@@ -82,8 +95,9 @@ impl Profiles {
         let txn = &graph.txn;
         let tenant = scope.tenant_id().as_uuid();
         let now = self.now();
-        let mut select =
-            Sql::new("SELECT id, type, name, occurred_at, channel, body FROM events WHERE tenant_id = ");
+        let mut select = Sql::new(
+            "SELECT id, type, name, occurred_at, channel, source, body FROM events WHERE tenant_id = ",
+        );
         select.bind(tenant).push(" AND status = 'pending' ORDER BY id LIMIT ").bind(CHUNK_EVENTS as i64);
         let rows = select.fetch_all(txn).await?;
         if rows.is_empty() {
@@ -98,10 +112,14 @@ impl Profiles {
             let name: Option<String> = row.try_get("", "name")?;
             let body: Value = row.try_get("", "body")?;
             let facts = extract::facts(&event_type, name.as_deref(), &body, &settings.normalization);
+            let source: String = row.try_get("", "source")?;
+            let import = imports::job_of_source(&source);
             events.push(PendingEvent {
                 id: row.try_get("", "id")?,
                 occurred_at: row.try_get("", "occurred_at")?,
                 channel: row.try_get("", "channel")?,
+                source: if import.is_some() { source } else { traits::source::EVENTS.to_owned() },
+                import,
                 facts,
             });
         }
@@ -113,11 +131,41 @@ impl Profiles {
             profile_row::load(txn, tenant, &owners).await?.into_iter().map(|row| (row.id, row)).collect();
 
         let mut assignments: Vec<(Uuid, Option<ProfileId>)> = Vec::with_capacity(events.len());
-        let mut attached: Vec<(Identity, ProfileId)> = Vec::new();
+        let mut attached: Vec<(Identity, ProfileId, &'static str)> = Vec::new();
+        let mut tallies: HashMap<ImportId, ImportTally> = HashMap::new();
+        let mut unmatched_enrichment: Vec<Uuid> = Vec::new();
         let mut merges: Vec<ChunkMerge> = Vec::new();
         let mut redirects: HashMap<ProfileId, ProfileId> = HashMap::new();
         for event in &mut events {
             if suppressed.contains(&event.id) {
+                if let Some((_, job)) = event.import {
+                    tallies.entry(job).or_default().suppressed += 1;
+                }
+                continue;
+            }
+            if let Some((ImportKind::Enrichment, job)) = event.import {
+                // Enrichment adds to people already known; it never creates, links or merges.
+                let owner = event.facts.identities.iter().find_map(|i| state.owner(i));
+                let row = owner.map(|p| current(p, &redirects)).and_then(|p| rows.get_mut(&p));
+                let tally = tallies.entry(job).or_default();
+                match row {
+                    Some(row) => {
+                        traits::apply(
+                            &mut row.traits,
+                            &event.facts.trait_updates,
+                            &event.source,
+                            event.occurred_at,
+                            &settings.precedence,
+                        );
+                        row.updated_at = now;
+                        assignments.push((event.id, Some(row.id)));
+                        tally.processed += 1;
+                    }
+                    None => {
+                        unmatched_enrichment.push(event.id);
+                        tally.unmatched += 1;
+                    }
+                }
                 continue;
             }
             if let Some(previous) = event.facts.previous_id.take() {
@@ -134,6 +182,9 @@ impl Profiles {
             let resolution = state.resolve(&event.facts.identities, &settings.rules, ProfileId::new);
             let Some(resolution) = resolution else {
                 assignments.push((event.id, None));
+                if let Some((_, job)) = event.import {
+                    tallies.entry(job).or_default().unmatched += 1;
+                }
                 continue;
             };
             if resolution.created {
@@ -146,22 +197,35 @@ impl Profiles {
                     redirects.insert(merged, survivor);
                 }
             }
-            attached.extend(resolution.attached.into_iter().map(|identity| (identity, resolution.profile)));
+            let identity_source =
+                if event.import.is_some() { traits::source::IMPORT } else { traits::source::EVENTS };
+            attached.extend(
+                resolution
+                    .attached
+                    .into_iter()
+                    .map(|identity| (identity, resolution.profile, identity_source)),
+            );
             if let Some(row) = rows.get_mut(&resolution.profile) {
                 traits::apply(
                     &mut row.traits,
                     &event.facts.trait_updates,
-                    traits::source::EVENTS,
+                    &event.source,
                     event.occurred_at,
                     &settings.precedence,
                 );
-                row.record_event(
-                    event.occurred_at,
-                    event.channel.as_deref(),
-                    event.facts.revenue,
-                    event.facts.device.as_deref(),
-                );
+                // A CRM record is not behaviour: it does not count as a visit or a touch.
+                if event.import.is_none() {
+                    row.record_event(
+                        event.occurred_at,
+                        event.channel.as_deref(),
+                        event.facts.revenue,
+                        event.facts.device.as_deref(),
+                    );
+                }
                 row.updated_at = now;
+            }
+            if let Some((_, job)) = event.import {
+                tallies.entry(job).or_default().processed += 1;
             }
             assignments.push((event.id, Some(resolution.profile)));
         }
@@ -173,14 +237,17 @@ impl Profiles {
         profile_row::save(txn, tenant, &dirty).await?;
         insert_identities(txn, tenant, &attached, &redirects, now).await?;
         update_events(txn, tenant, &assignments, &redirects, now).await?;
-        if !suppressed.is_empty() {
+        // Events of erased people go; so does third-party data about people nobody knows.
+        let dropped: Vec<Uuid> = suppressed.iter().chain(&unmatched_enrichment).copied().collect();
+        for chunk in dropped.chunks(1000) {
             let mut delete = Sql::new("DELETE FROM events WHERE tenant_id = ");
-            delete.bind(tenant).push(" AND id IN ").bind_list(suppressed.iter().copied());
+            delete.bind(tenant).push(" AND id IN ").bind_list(chunk.iter().copied());
             delete.execute(txn).await?;
         }
+        update_import_jobs(txn, tenant, &tallies, now).await?;
         graph.commit().await?;
         Ok(ProcessOutcome {
-            processed: assignments.len(),
+            processed: assignments.len() + unmatched_enrichment.len(),
             suppressed: suppressed.len(),
             merges: merges.len(),
         })
@@ -381,7 +448,7 @@ pub(crate) async fn apply_merge<C: ConnectionTrait>(
 async fn insert_identities<C: ConnectionTrait>(
     txn: &C,
     tenant: Uuid,
-    attached: &[(Identity, ProfileId)],
+    attached: &[(Identity, ProfileId, &'static str)],
     redirects: &HashMap<ProfileId, ProfileId>,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -390,7 +457,7 @@ async fn insert_identities<C: ConnectionTrait>(
             "INSERT INTO identities (tenant_id, id, kind, value, profile_id, first_profile_id, source, created_at) \
              VALUES ",
         );
-        for (i, (identity, first)) in chunk.iter().enumerate() {
+        for (i, (identity, first, source)) in chunk.iter().enumerate() {
             if i > 0 {
                 insert.push(", ");
             }
@@ -408,7 +475,7 @@ async fn insert_identities<C: ConnectionTrait>(
                 .push(", ")
                 .bind(first.as_uuid())
                 .push(", ")
-                .bind(traits::source::EVENTS)
+                .bind(*source)
                 .push(", ")
                 .bind(now)
                 .push(")");
@@ -454,6 +521,30 @@ async fn update_events<C: ConnectionTrait>(
         .bind(tenant)
         .push(" AND events.id = v.id");
         sql.execute(txn).await?;
+    }
+    Ok(())
+}
+
+/// Adds a chunk's outcome to the import jobs its rows came from, completing those whose
+/// upload is over and whose rows are all accounted for.
+async fn update_import_jobs<C: ConnectionTrait>(
+    txn: &C,
+    tenant: Uuid,
+    tallies: &HashMap<ImportId, ImportTally>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for (job, tally) in tallies {
+        let added = tally.processed + tally.unmatched + tally.suppressed;
+        let mut update = Sql::new("UPDATE import_jobs SET rows_processed = rows_processed + ");
+        update
+            .bind(tally.processed)
+            .push(", rows_unmatched = rows_unmatched + ")
+            .bind(tally.unmatched)
+            .push(", rows_suppressed = rows_suppressed + ")
+            .bind(tally.suppressed);
+        imports::completion_update(&mut update, now, &format!(" + {added}"));
+        update.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(job.as_uuid());
+        update.execute(txn).await?;
     }
     Ok(())
 }

@@ -48,7 +48,8 @@ impl Profiles {
         let mut select = Sql::new("SELECT type, name, body FROM events WHERE tenant_id = ");
         select
             .bind(tenant)
-            .push(" AND status IN ('processed', 'unresolved') ORDER BY id LIMIT ")
+            // Enrichment rows never link identities, so they have nothing to replay.
+            .push(" AND status IN ('processed', 'unresolved') AND source NOT LIKE 'enrichment:%' ORDER BY id LIMIT ")
             .bind(MAX_REPLAYED_EVENTS + 1);
         let rows = select.fetch_all(&txn).await?;
         txn.commit().await?;

@@ -109,7 +109,7 @@ pub(super) async fn execute(
     HttpResponse::Ok().json(response)
 }
 
-async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -> Option<HttpResponse> {
+pub(super) async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -> Option<HttpResponse> {
     match state.limiter.check_all(quotas).await {
         Ok(RateDecision::Allowed) => None,
         Ok(RateDecision::Limited { retry_after, limit }) => {
@@ -159,7 +159,7 @@ pub(super) async fn read_body(
     Ok(body)
 }
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(super) fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(credential.trim())
@@ -201,7 +201,11 @@ fn error_body(code: ErrorCode, message: &str) -> serde_json::Value {
     serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] })
 }
 
-fn error_response(status: actix_web::http::StatusCode, code: ErrorCode, message: &str) -> HttpResponse {
+pub(super) fn error_response(
+    status: actix_web::http::StatusCode,
+    code: ErrorCode,
+    message: &str,
+) -> HttpResponse {
     HttpResponse::build(status).json(error_body(code, message))
 }
 

@@ -2,6 +2,7 @@
 
 mod graphql;
 mod health;
+mod imports;
 mod middleware;
 mod tracking;
 
@@ -40,6 +41,7 @@ pub fn build_server(state: AppState, listener: TcpListener, workers: usize) -> s
             .route("/graphql", web::post().to(graphql::execute))
             .route("/graphql", web::get().to(graphql::graphiql))
             .configure(tracking::routes)
+            .configure(imports::routes)
             .route("/livez", web::get().to(health::livez))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))

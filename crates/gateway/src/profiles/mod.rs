@@ -1,9 +1,11 @@
 //! The profiles domain on GraphQL: profiles and their timeline, identities, merges and
 //! consent; ingestion for integrations that prefer GraphQL; identity rules; GDPR.
 
+mod imports;
 mod mutation;
 mod objects;
 mod query;
 
+pub use imports::{ImportsMutation, ImportsQuery};
 pub use mutation::ProfilesMutation;
 pub use query::ProfilesQuery;
