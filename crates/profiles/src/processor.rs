@@ -91,6 +91,7 @@ impl Profiles {
     }
 
     async fn process_chunk(&self, scope: &TenantScope) -> Result<ProcessOutcome> {
+        let started = std::time::Instant::now();
         let graph = self.graph_transaction(scope).await?;
         let txn = &graph.txn;
         let tenant = scope.tenant_id().as_uuid();
@@ -124,12 +125,14 @@ impl Profiles {
             });
         }
 
+        let read_at = started.elapsed();
         let suppressed = suppressed_events(txn, tenant, &settings, &events).await?;
         let mut state = GraphState::default();
         let owners = load_graph(txn, tenant, &events, &mut state).await?;
         let mut rows: HashMap<ProfileId, ProfileRow> =
             profile_row::load(txn, tenant, &owners).await?.into_iter().map(|row| (row.id, row)).collect();
 
+        let loaded_at = started.elapsed();
         let mut assignments: Vec<(Uuid, Option<ProfileId>)> = Vec::with_capacity(events.len());
         let mut attached: Vec<(Identity, ProfileId, &'static str)> = Vec::new();
         let mut tallies: HashMap<ImportId, ImportTally> = HashMap::new();
@@ -230,6 +233,7 @@ impl Profiles {
             assignments.push((event.id, Some(resolution.profile)));
         }
 
+        let resolved_at = started.elapsed();
         for merge in &merges {
             apply_merge(txn, tenant, merge, now).await?;
         }
@@ -245,7 +249,19 @@ impl Profiles {
             delete.execute(txn).await?;
         }
         update_import_jobs(txn, tenant, &tallies, now).await?;
+        let written_at = started.elapsed();
         graph.commit().await?;
+        // Where a chunk's time goes, for tuning: reading the events, loading the graph and
+        // profiles they touch, resolving in memory, writing, committing.
+        tracing::debug!(
+            events = events.len(),
+            read_ms = read_at.as_secs_f64() * 1e3,
+            load_ms = (loaded_at - read_at).as_secs_f64() * 1e3,
+            resolve_ms = (resolved_at - loaded_at).as_secs_f64() * 1e3,
+            write_ms = (written_at - resolved_at).as_secs_f64() * 1e3,
+            commit_ms = (started.elapsed() - written_at).as_secs_f64() * 1e3,
+            "chunk processed"
+        );
         Ok(ProcessOutcome {
             processed: assignments.len() + unmatched_enrichment.len(),
             suppressed: suppressed.len(),

@@ -3,7 +3,7 @@
 
 use crate::{IdentityKind, ProfilesError};
 use regex::{Regex, RegexBuilder};
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::LazyLock};
 
 const MAX_BLOCKED_VALUES: usize = 1_000;
 const MAX_BLOCKED_PATTERNS: usize = 50;
@@ -70,8 +70,8 @@ impl IdentityRule {
     /// Whether a normalised value is on the blocklist (values compare case-insensitively;
     /// patterns are searched anywhere in the value, anchor them with `^…$`).
     pub fn blocks(&self, value: &str) -> bool {
-        let lowered = value.to_lowercase();
-        self.blocked_values.contains(&lowered) || self.compiled.iter().any(|re| re.is_match(value))
+        (!self.blocked_values.is_empty() && self.blocked_values.contains(&value.to_lowercase()))
+            || self.compiled.iter().any(|re| re.is_match(value))
     }
 
     /// The built-in rule for a kind, used until a workspace sets its own.
@@ -122,15 +122,24 @@ impl IdentityRules {
         self
     }
 
-    pub fn rule(&self, kind: &IdentityKind) -> IdentityRule {
-        self.overrides.get(kind).cloned().unwrap_or_else(|| IdentityRule::default_for(kind))
+    /// The rule in effect for `kind`. Called for every identifier of every event, so the
+    /// built-in rules (and their compiled patterns) are made once per process, not per call.
+    pub fn rule(&self, kind: &IdentityKind) -> &IdentityRule {
+        static BUILT_IN: LazyLock<BTreeMap<IdentityKind, IdentityRule>> = LazyLock::new(|| {
+            IdentityKind::BUILT_IN.iter().map(|k| (k.clone(), IdentityRule::default_for(k))).collect()
+        });
+        // Every custom kind without a rule of its own shares this one; only its `kind` differs.
+        static CUSTOM: LazyLock<IdentityRule> =
+            LazyLock::new(|| IdentityRule::default_for(&IdentityKind::Custom("custom".into())));
+        self.overrides.get(kind).or_else(|| BUILT_IN.get(kind)).unwrap_or(&CUSTOM)
     }
 
     /// The rules in effect for the built-in kinds and every overridden custom kind.
     pub fn effective(&self) -> Vec<IdentityRule> {
         let mut kinds = IdentityKind::BUILT_IN.to_vec();
         kinds.extend(self.overrides.keys().filter(|k| matches!(k, IdentityKind::Custom(_))).cloned());
-        let mut rules: Vec<_> = kinds.iter().map(|k| self.rule(k)).collect();
+        let mut rules: Vec<_> =
+            kinds.iter().map(|k| IdentityRule { kind: k.clone(), ..self.rule(k).clone() }).collect();
         rules.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.kind.cmp(&b.kind)));
         rules
     }
