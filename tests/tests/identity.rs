@@ -325,6 +325,26 @@ async fn erasure_then_reingestion_is_dropped(backend: Backend) {
         .gql("query($w: ID!) { suppressedEventCount(workspaceId: $w) }", json!({"w": ws}), Some(&token))
         .await;
     assert_eq!(dropped.data("suppressedEventCount"), &json!(2));
+    // The export and the erasure are in the workspace's audit log, by profile id only.
+    let log = app
+        .gql("query($w: ID!) { auditLog(workspaceId: $w, first: 10) { edges { node { action targetId details } } } }", json!({"w": ws}), Some(&token))
+        .await;
+    let entries: Vec<(String, String)> = log
+        .data("auditLog.edges")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["action"].as_str().unwrap().to_owned(),
+                e["node"]["targetId"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let profile_id = profile["id"].as_str().unwrap().to_owned();
+    assert!(entries.contains(&("profile.erased".to_owned(), profile_id.clone())), "{entries:?}");
+    assert!(entries.contains(&("profile.exported".to_owned(), profile_id)), "{entries:?}");
+    assert!(!log.data("auditLog").to_string().contains("gone@x.fr"));
 }
 
 async fn profiles_are_isolated_between_workspaces(backend: Backend) {

@@ -28,7 +28,7 @@ use crate::{
 };
 use kernel::{ProfileId, WorkspaceId};
 use serde_json::{Value, json};
-use tenancy::{Actor, Permission};
+use tenancy::{Actor, AuditAction, Permission};
 
 /// What an erasure removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +72,16 @@ impl Profiles {
         let events = events.fetch_all(&txn).await?;
         let consents = consents.fetch_all(&txn).await?;
         txn.commit().await?;
+        // No export leaves without its audit entry.
+        self.tenancy()
+            .audit_data_access(
+                self.db().connection(),
+                actor,
+                workspace,
+                AuditAction::ProfileExported,
+                row.id.as_uuid(),
+            )
+            .await?;
         let text = |r: &sea_orm::QueryResult, c: &str| r.try_get::<Option<String>>("", c).ok().flatten();
         let time = |r: &sea_orm::QueryResult, c: &str| {
             r.try_get::<chrono::DateTime<chrono::Utc>>("", c).ok().map(|t| t.to_rfc3339())
@@ -186,6 +196,9 @@ impl Profiles {
             .bind_list(ids())
             .push(")");
         blocks.execute(txn).await?;
+        self.tenancy()
+            .audit_data_access(txn, actor, workspace, AuditAction::ProfileErased, row.id.as_uuid())
+            .await?;
         graph.commit().await?;
         tracing::info!(profiles = removed[0], identities = removed[1], events = removed[2], "profile erased");
         Ok(Erasure { profiles: removed[0], identities: removed[1], events: removed[2] })

@@ -20,6 +20,10 @@ pub enum AuditAction {
     RoleRevoked,
     ApiKeyCreated,
     ApiKeyRevoked,
+    /// A person's data was exported (GDPR access request).
+    ProfileExported,
+    /// A person was erased (GDPR erasure request).
+    ProfileErased,
 }
 
 impl AuditAction {
@@ -36,6 +40,8 @@ impl AuditAction {
             Self::RoleRevoked => "role.revoked",
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
+            Self::ProfileExported => "profile.exported",
+            Self::ProfileErased => "profile.erased",
         }
     }
 }
@@ -112,6 +118,25 @@ impl AuditRecord {
 }
 
 impl Tenancy {
+    /// Records an action on a person's data in a workspace (export, erasure), within the
+    /// caller's transaction so the entry commits with the action or not at all. The target is
+    /// the profile id; never an identifier or any other personal data.
+    pub async fn audit_data_access<C: sea_orm::ConnectionTrait>(
+        &self,
+        conn: &C,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        action: AuditAction,
+        target: uuid::Uuid,
+    ) -> Result<()> {
+        let agency = match actor {
+            Actor::Staff(staff) => staff.agency_id,
+            Actor::ApiKey(_) => self.workspace_agency(workspace).await?.ok_or(TenancyError::NotFound)?,
+        };
+        let record = AuditRecord::by_actor(agency, actor, action).workspace(Some(workspace)).target(target);
+        self.audit_with(conn, record).await
+    }
+
     pub(crate) async fn audit(&self, record: AuditRecord) -> Result<()> {
         self.audit_with(self.db().connection(), record).await
     }
