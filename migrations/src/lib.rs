@@ -45,6 +45,23 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// Runs one step's SQL and secures the tenant tables it creates: what every step's `up` does.
+pub(crate) async fn create_tables(
+    manager: &SchemaManager<'_>,
+    sql: &str,
+    tenant_tables: &[&str],
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let backend = manager.get_database_backend();
+    db.execute_unprepared(&sql_for(backend, sql)).await?;
+    if backend == DbBackend::Postgres {
+        for table in tenant_tables {
+            db.execute_unprepared(&row_level_security(table)).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Fills the backend-specific type placeholders of a migration's SQL.
 pub(crate) fn sql_for(backend: DbBackend, sql: &str) -> String {
     let (uuid, ts, json, boolean) = match backend {

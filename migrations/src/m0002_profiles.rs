@@ -1,9 +1,7 @@
 //! Profiles (issue 3): the event inbox, the identity graph with its merge history, traits,
 //! consent and the erasure suppression list.
 
-use crate::{row_level_security, sql_for};
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 pub struct Migration;
 
@@ -152,14 +150,6 @@ CREATE TABLE pending_work (
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        let backend = manager.get_database_backend();
-        db.execute_unprepared(&sql_for(backend, SQL)).await?;
-        if backend == DbBackend::Postgres {
-            for table in TENANT_TABLES {
-                db.execute_unprepared(&row_level_security(table)).await?;
-            }
-        }
-        Ok(())
+        crate::create_tables(manager, SQL, TENANT_TABLES).await
     }
 }

@@ -1,9 +1,7 @@
 //! Deduplication suggestions: pairs of profiles that probably are one person, for staff to
 //! accept (they merge) or reject (they are kept apart).
 
-use crate::{row_level_security, sql_for};
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 pub struct Migration;
 
@@ -35,14 +33,6 @@ CREATE INDEX merge_suggestions_open ON merge_suggestions (tenant_id, id) WHERE s
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        let backend = manager.get_database_backend();
-        db.execute_unprepared(&sql_for(backend, SQL)).await?;
-        if backend == DbBackend::Postgres {
-            for table in TENANT_TABLES {
-                db.execute_unprepared(&row_level_security(table)).await?;
-            }
-        }
-        Ok(())
+        crate::create_tables(manager, SQL, TENANT_TABLES).await
     }
 }

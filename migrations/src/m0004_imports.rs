@@ -1,9 +1,7 @@
 //! CSV imports of CRM and enrichment records: one job per file, with its column mapping,
 //! progress and the first row errors.
 
-use crate::{row_level_security, sql_for};
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 pub struct Migration;
 
@@ -49,14 +47,6 @@ CREATE TABLE import_jobs (
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        let backend = manager.get_database_backend();
-        db.execute_unprepared(&sql_for(backend, SQL)).await?;
-        if backend == DbBackend::Postgres {
-            for table in TENANT_TABLES {
-                db.execute_unprepared(&row_level_security(table)).await?;
-            }
-        }
-        Ok(())
+        crate::create_tables(manager, SQL, TENANT_TABLES).await
     }
 }
