@@ -132,7 +132,30 @@ async fn crm_rows_link_to_online_profiles_with_row_errors(backend: Backend) {
             Some(&token),
         )
         .await;
-    assert_eq!(listed.node_strings("importJobs", "id"), vec![id]);
+    assert_eq!(listed.node_strings("importJobs", "id"), vec![id.clone()]);
+
+    // Rows of an erased person are dropped and counted, never resurrected; rows whose only
+    // identifier is blocked (test@test.com) link to nobody and are counted too.
+    let erase = "mutation($w: ID!, $id: ID!) { eraseProfile(workspaceId: $w, id: $id) { profiles } }";
+    let erased = app.gql(erase, json!({"w": workspace, "id": grace["id"]}), Some(&token)).await;
+    assert_eq!(erased.data("eraseProfile.profiles"), &json!(1), "{erased:?}");
+    let (later, later_upload) = create_import(
+        &app,
+        &token,
+        &workspace,
+        json!({"name": "crm-december", "kind": "CRM", "delimiter": "tab"}),
+    )
+    .await;
+    let tsv = "email\tplan\nGrace@example.com\tgold\ntest@test.com\tpro\nlinus@example.com\tfree\n";
+    let (status, summary) = app.upload_import(&token, &later_upload, tsv.as_bytes().to_vec()).await;
+    assert_eq!((status, summary["rowsImported"].clone()), (200, json!(3)), "{summary}");
+    app.process_events().await;
+    let done = job(&app, &token, &workspace, &later).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let counts = ["rowsProcessed", "rowsSuppressed", "rowsUnmatched"].map(|k| done[k].clone());
+    assert_eq!(counts, [json!(1), json!(1), json!(1)], "{done}");
+    assert!(profile_by_email(&app, &token, &workspace, "grace@example.com").await.is_none());
+    assert!(profile_by_email(&app, &token, &workspace, "linus@example.com").await.is_some());
 }
 
 async fn enrichment_adds_traits_only_to_known_people(backend: Backend) {

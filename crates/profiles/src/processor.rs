@@ -38,6 +38,20 @@ struct PendingEvent {
     facts: EventFacts,
 }
 
+impl PendingEvent {
+    /// Applies what the event says about its person under its source's precedence.
+    fn apply_traits(&self, row: &mut ProfileRow, settings: &WorkspaceProfileSettings, now: DateTime<Utc>) {
+        traits::apply(
+            &mut row.traits,
+            &self.facts.trait_updates,
+            &self.source,
+            self.occurred_at,
+            &settings.precedence,
+        );
+        row.updated_at = now;
+    }
+}
+
 /// What a chunk did to each import job's rows.
 #[derive(Default)]
 struct ImportTally {
@@ -153,14 +167,7 @@ impl Profiles {
                 let tally = tallies.entry(job).or_default();
                 match row {
                     Some(row) => {
-                        traits::apply(
-                            &mut row.traits,
-                            &event.facts.trait_updates,
-                            &event.source,
-                            event.occurred_at,
-                            &settings.precedence,
-                        );
-                        row.updated_at = now;
+                        event.apply_traits(row, &settings, now);
                         assignments.push((event.id, Some(row.id)));
                         tally.processed += 1;
                     }
@@ -209,13 +216,7 @@ impl Profiles {
                     .map(|identity| (identity, resolution.profile, identity_source)),
             );
             if let Some(row) = rows.get_mut(&resolution.profile) {
-                traits::apply(
-                    &mut row.traits,
-                    &event.facts.trait_updates,
-                    &event.source,
-                    event.occurred_at,
-                    &settings.precedence,
-                );
+                event.apply_traits(row, &settings, now);
                 // A CRM record is not behaviour: it does not count as a visit or a touch.
                 if event.import.is_none() {
                     row.record_event(
@@ -225,7 +226,6 @@ impl Profiles {
                         event.facts.device.as_deref(),
                     );
                 }
-                row.updated_at = now;
             }
             if let Some((_, job)) = event.import {
                 tallies.entry(job).or_default().processed += 1;
@@ -551,15 +551,16 @@ async fn update_import_jobs<C: ConnectionTrait>(
 ) -> Result<()> {
     for (job, tally) in tallies {
         let added = tally.processed + tally.unmatched + tally.suppressed;
-        let mut update = Sql::new("UPDATE import_jobs SET rows_processed = rows_processed + ");
-        update
-            .bind(tally.processed)
-            .push(", rows_unmatched = rows_unmatched + ")
-            .bind(tally.unmatched)
-            .push(", rows_suppressed = rows_suppressed + ")
-            .bind(tally.suppressed);
-        imports::completion_update(&mut update, now, &format!(" + {added}"));
-        update.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(job.as_uuid());
+        let update = imports::job_update(tenant, *job, |set| {
+            set.push("rows_processed = rows_processed + ")
+                .bind(tally.processed)
+                .push(", rows_unmatched = rows_unmatched + ")
+                .bind(tally.unmatched)
+                .push(", rows_suppressed = rows_suppressed + ")
+                .bind(tally.suppressed)
+                .push(", ");
+            imports::push_completion(set, now, added, false);
+        });
         update.execute(txn).await?;
     }
     Ok(())

@@ -4,11 +4,10 @@
 use crate::{
     connection::{into_connection, page_request},
     context::{ContextExt, parse_id},
-    error::{GqlResult, coded},
+    error::GqlResult,
 };
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
-use kernel::ErrorCode;
 use profiles::imports::{self as domain, ColumnTarget};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -108,7 +107,7 @@ pub struct CreateImportInput {
     /// Shown in trait sources (`import:<name>:<id>`); 1 to 64 characters, without `:`.
     pub name: String,
     pub kind: ImportKindGql,
-    /// `,` (default), `;`, `|` or a tab.
+    /// `,` (default), `;`, `|` or a tab (`\t` or `tab`).
     #[graphql(default = ",")]
     pub delimiter: String,
     /// Omit to map columns by their header (`email`, `phone`, `customer_id`, `first_name`,
@@ -280,18 +279,13 @@ impl ImportsMutation {
         input: CreateImportInput,
     ) -> async_graphql::Result<ImportJob> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
-        let delimiter = match input.delimiter.as_str() {
-            "\\t" | "tab" => '\t',
-            other => {
-                let mut chars = other.chars();
-                match (chars.next(), chars.next()) {
-                    (Some(c), None) => c,
-                    _ => return Err(coded(ErrorCode::BadUserInput, "the delimiter is one character")),
-                }
-            }
-        };
         let columns = input.columns.map(|c| c.into_iter().map(column_spec).collect()).transpose()?;
-        let new = domain::NewImport { name: input.name, kind: input.kind.into(), delimiter, columns };
+        let new = domain::NewImport {
+            name: input.name,
+            kind: input.kind.into(),
+            delimiter: input.delimiter,
+            columns,
+        };
         ctx.profiles().create_import(ctx.actor()?, workspace, new).await.gql().map(ImportJob)
     }
 }

@@ -54,8 +54,8 @@ impl ImportStatus {
 pub struct NewImport {
     pub name: String,
     pub kind: ImportKind,
-    /// `,` unless said otherwise (`;` for European spreadsheets, `\t` for TSV).
-    pub delimiter: char,
+    /// `,`, `;` (European spreadsheets), `|`, or a tab (`\t` or `tab`).
+    pub delimiter: String,
     /// `None` maps the columns by their header.
     pub columns: Option<Vec<ColumnSpec>>,
 }
@@ -92,14 +92,8 @@ pub struct ImportJob {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-impl ImportJob {
-    /// The `events.source` of this job's rows, which is also the trait source they write:
-    /// `import:<name>:<id>` or `enrichment:<name>:<id>`.
-    pub fn source(&self) -> String {
-        source_of(self.kind, &self.name, self.id)
-    }
-}
-
+/// The `events.source` of a job's rows, which is also the trait source they write:
+/// `import:<name>:<id>` or `enrichment:<name>:<id>`.
 pub(crate) fn source_of(kind: ImportKind, name: &str, id: ImportId) -> String {
     format!("{}:{name}:{id}", kind.source_family())
 }
@@ -159,16 +153,30 @@ pub(crate) async fn load<C: ConnectionTrait>(txn: &C, tenant: Uuid, id: ImportId
     job_from_row(&row)
 }
 
-/// The SQL that completes a job once every imported row is accounted for; shared by the end
-/// of an upload and the processor, whichever comes last.
-pub(crate) fn completion_update(sql: &mut Sql, now: DateTime<Utc>, processed_extra: &str) {
-    let done = format!("rows_processed + rows_unmatched + rows_suppressed{processed_extra} >= rows_imported");
-    sql.push(&format!(
-        ", status = CASE WHEN status = 'processing' AND {done} THEN 'completed' ELSE status END"
-    ))
-    .push(&format!(", completed_at = CASE WHEN status = 'processing' AND {done} THEN "))
-    .bind(now)
-    .push(" ELSE completed_at END");
+/// Appends the `status` and `completed_at` assignments that complete a job once every
+/// imported row is accounted for, counting `added` rows this same statement accounts for.
+/// The end of an upload and the processor both use it, so whichever comes last completes the
+/// job: `upload_ending` for the former; otherwise only a job past its upload can complete.
+pub(crate) fn push_completion(sql: &mut Sql, now: DateTime<Utc>, added: i64, upload_ending: bool) {
+    let (from, otherwise) =
+        if upload_ending { ("TRUE", "'processing'") } else { ("status = 'processing'", "status") };
+    let accounted = "rows_processed + rows_unmatched + rows_suppressed + ";
+    sql.push(&format!("status = CASE WHEN {from} AND {accounted}"))
+        .bind(added)
+        .push(&format!(" >= rows_imported THEN 'completed' ELSE {otherwise} END"))
+        .push(&format!(", completed_at = CASE WHEN {from} AND {accounted}"))
+        .bind(added)
+        .push(" >= rows_imported THEN ")
+        .bind(now)
+        .push(" ELSE completed_at END");
+}
+
+/// `UPDATE import_jobs SET <set> WHERE` this job: `set` appends the assignments.
+pub(crate) fn job_update(tenant: Uuid, id: ImportId, set: impl FnOnce(&mut Sql)) -> Sql {
+    let mut update = Sql::new("UPDATE import_jobs SET ");
+    set(&mut update);
+    update.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(id.as_uuid());
+    update
 }
 
 fn actor_label(actor: &Actor) -> String {
@@ -198,9 +206,11 @@ impl Profiles {
                 "an import name is 1 to {MAX_NAME_CHARS} characters, without `:`"
             )));
         }
-        if !matches!(input.delimiter, ',' | ';' | '\t' | '|') {
-            return Err(ProfilesError::invalid("the delimiter must be `,`, `;`, `|` or a tab"));
-        }
+        let delimiter = match input.delimiter.as_str() {
+            "," | ";" | "|" | "\t" => input.delimiter.clone(),
+            "\\t" | "tab" => "\t".to_owned(),
+            _ => return Err(ProfilesError::invalid("the delimiter must be `,`, `;`, `|` or a tab")),
+        };
         if let Some(columns) = &input.columns
             && columns.is_empty()
         {
@@ -226,7 +236,7 @@ impl Profiles {
             .push(", ")
             .bind(ImportStatus::AwaitingUpload.as_str())
             .push(", ")
-            .bind(input.delimiter.to_string())
+            .bind(delimiter)
             .push(", ")
             .bind(
                 input

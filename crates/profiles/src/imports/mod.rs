@@ -12,6 +12,6 @@ mod mapping;
 mod upload;
 
 pub use job::{ImportJob, ImportStatus, NewImport};
-pub(crate) use job::{completion_update, job_of_source};
+pub(crate) use job::{job_of_source, job_update, push_completion};
 pub use mapping::{ColumnSpec, ColumnTarget, ImportKind, RowError, ValueType};
-pub use upload::{ImportUpload, MAX_KEPT_ERRORS};
+pub use upload::ImportUpload;

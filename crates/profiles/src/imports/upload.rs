@@ -5,7 +5,7 @@
 
 use super::{
     csv_stream::{CsvRecord, CsvStream},
-    job::{self, ImportJob, ImportStatus, completion_update, source_of},
+    job::{self, ImportJob, ImportStatus, job_update, push_completion, source_of},
     mapping::{ColumnSpec, ImportKind, Mapping, RowError},
 };
 use crate::{
@@ -23,7 +23,7 @@ use tenancy::{Actor, Permission};
 /// Rows per inbox transaction.
 const FLUSH_ROWS: usize = 1000;
 /// Row errors kept on the job; the rest are only counted.
-pub const MAX_KEPT_ERRORS: usize = 100;
+const MAX_KEPT_ERRORS: usize = 100;
 /// An upload that made no progress for this long is taken as abandoned and may be restarted.
 const STALE_UPLOAD: Duration = Duration::minutes(2);
 /// How far in the future a row's timestamp may claim to be.
@@ -139,14 +139,12 @@ impl ImportUpload {
         let tenant = self.scope.tenant_id().as_uuid();
         let now = self.profiles.now();
         let txn = self.scope.begin_write(self.profiles.db()).await?;
-        let mut done = Sql::new("UPDATE import_jobs SET status = 'processing', uploaded_at = ");
-        done.bind(now).push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(self.id.as_uuid());
+        // Every row may already be processed (or there were none): then it completes now.
+        let done = job_update(tenant, self.id, |set| {
+            set.push("uploaded_at = ").bind(now).push(", ");
+            push_completion(set, now, 0, true);
+        });
         done.execute(&txn).await?;
-        // Every row may already be processed (or there were none): complete it now.
-        let mut complete = Sql::new("UPDATE import_jobs SET heartbeat_at = heartbeat_at");
-        completion_update(&mut complete, now, "");
-        complete.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(self.id.as_uuid());
-        complete.execute(&txn).await?;
         let job = job::load(&txn, tenant, self.id).await?;
         txn.commit().await?;
         Ok(job)
@@ -234,23 +232,19 @@ impl ImportUpload {
         let stored = self.profiles.store_events(&txn, &self.scope, &self.source, &self.rows).await? as i64;
         let already = self.rows.len() as i64 - stored;
         let progress = &mut self.progress;
-        let mut update = Sql::new("UPDATE import_jobs SET rows_imported = rows_imported + ");
-        update
-            .bind(stored)
-            .push(", rows_already_imported = rows_already_imported + ")
-            .bind(already)
-            .push(", rows_read = ")
-            .bind(progress.rows_read)
-            .push(", rows_rejected = ")
-            .bind(progress.rows_rejected)
-            .push(", bytes_read = ")
-            .bind(progress.bytes_read)
-            .push(", heartbeat_at = ")
-            .bind(self.profiles.now());
-        if progress.errors_dirty {
-            update.push(", errors = ").bind(json(&serde_json::to_value(&progress.errors)?));
-        }
-        update.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(self.id.as_uuid());
+        let errors = if progress.errors_dirty { Some(serde_json::to_value(&progress.errors)?) } else { None };
+        let update = job_update(tenant, self.id, |set| {
+            set.push("rows_imported = rows_imported + ")
+                .bind(stored)
+                .push(", rows_already_imported = rows_already_imported + ")
+                .bind(already)
+                .push(", heartbeat_at = ")
+                .bind(self.profiles.now());
+            push_progress(set, progress);
+            if let Some(errors) = &errors {
+                set.push(", errors = ").bind(json(errors));
+            }
+        });
         update.execute(&txn).await?;
         txn.commit().await?;
         progress.errors_dirty = false;
@@ -263,13 +257,9 @@ impl ImportUpload {
 
     async fn save_columns(&self, columns: &[ColumnSpec]) -> Result<()> {
         let txn = self.scope.begin(self.profiles.db()).await?;
-        let mut update = Sql::new("UPDATE import_jobs SET columns = ");
-        update
-            .bind(json(&super::mapping::columns_to_json(columns)))
-            .push(" WHERE tenant_id = ")
-            .bind(self.scope.tenant_id().as_uuid())
-            .push(" AND id = ")
-            .bind(self.id.as_uuid());
+        let update = job_update(self.scope.tenant_id().as_uuid(), self.id, |set| {
+            set.push("columns = ").bind(json(&super::mapping::columns_to_json(columns)));
+        });
         update.execute(&txn).await?;
         txn.commit().await?;
         Ok(())
@@ -279,19 +269,10 @@ impl ImportUpload {
     async fn fail(&self, reason: &str) -> ProfilesError {
         let result = async {
             let txn = self.scope.begin(self.profiles.db()).await?;
-            let mut update = Sql::new("UPDATE import_jobs SET status = 'failed', failure = ");
-            update
-                .bind(reason.to_owned())
-                .push(", rows_read = ")
-                .bind(self.progress.rows_read)
-                .push(", rows_rejected = ")
-                .bind(self.progress.rows_rejected)
-                .push(", bytes_read = ")
-                .bind(self.progress.bytes_read)
-                .push(" WHERE tenant_id = ")
-                .bind(self.scope.tenant_id().as_uuid())
-                .push(" AND id = ")
-                .bind(self.id.as_uuid());
+            let update = job_update(self.scope.tenant_id().as_uuid(), self.id, |set| {
+                set.push("status = 'failed', failure = ").bind(reason.to_owned());
+                push_progress(set, &self.progress);
+            });
             update.execute(&txn).await?;
             txn.commit().await?;
             Ok::<_, ProfilesError>(())
@@ -302,4 +283,14 @@ impl ImportUpload {
             Err(error) => error,
         }
     }
+}
+
+/// The progress of the current attempt, as assignments after a first one.
+fn push_progress(set: &mut Sql, progress: &Progress) {
+    set.push(", rows_read = ")
+        .bind(progress.rows_read)
+        .push(", rows_rejected = ")
+        .bind(progress.rows_rejected)
+        .push(", bytes_read = ")
+        .bind(progress.bytes_read);
 }
