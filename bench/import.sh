@@ -1,37 +1,21 @@
 #!/usr/bin/env bash
 # CSV import on PostgreSQL: a generated CRM file of ROWS rows (1,000,000 by default) streamed
-# through PUT /imports/{workspace}/{import}, beside a raw COPY of the same file into a plain
-# table in the same run; the server's peak memory before and after (the file must stream, not
-# sit in memory); then the worker linking the rows to profiles.
+# through PUT /imports/{workspace}/{import}, beside COPYs of the same data (the CSV into a plain
+# table, the stored rows into a copy of the events table) in the same run; the server's peak
+# memory before and after (the file must stream, not sit in memory); then the worker linking
+# the rows to profiles.
 #
 #   bash bench/import.sh
 #
 # Needs psql, python3 and the PostgreSQL roles .ci/run creates (passerelle_owner,
-# passerelle_app). Knobs: ROWS (1000000).
+# passerelle_app). Knobs: ROWS (1000000); WORKER_LOG (a log filter for the worker, e.g.
+# warn,profiles=debug for the per-chunk timings) and KEEP_WORKER_LOG (a path to keep its log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
 PORT=${PORT:-18082}
-ADMIN=${PASSERELLE_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
-cargo build --release -q -p passerelle
-BIN=$CARGO_TARGET_DIR/release/passerelle
-
-db=bench_import_$$
-work=$(mktemp -d)
-cleanup() {
-  kill "${server:-}" "${worker:-}" "${analyzer:-}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-psql "$ADMIN" -qc "CREATE DATABASE $db OWNER passerelle_owner" >/dev/null
-export DATABASE_URL="postgres://passerelle_app:passerelle@127.0.0.1:5432/$db"
-export PASSERELLE_MIGRATION_DATABASE_URL="postgres://passerelle_owner:passerelle@127.0.0.1:5432/$db"
-export PASSERELLE_DATA_DIR=$work/data PASSERELLE_LOG=warn
-super_url="${ADMIN%/*}/$db"
-sql() { psql "$super_url" -qAtc "$1"; }
+NAME=import
+source bench/common.sh
 
 echo "== generating $ROWS CRM rows"
 python3 - "$ROWS" "$work/crm.csv" <<'PY'
@@ -52,16 +36,9 @@ PY
 size=$(stat -c %s "$work/crm.csv")
 echo "file: $((size / 1024 / 1024)) MiB"
 
-email="bench-$$@bench.test"
-echo 'benchmark passphrase 123' | "$BIN" bootstrap --agency Bench --email "$email" --password-stdin >/dev/null
-PASSERELLE_WORKERS=false "$BIN" serve --listen 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 50); do curl -sf http://127.0.0.1:$PORT/livez >/dev/null && break; sleep 0.2; done
-gql() { curl -s http://127.0.0.1:$PORT/graphql -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-TOKEN=$(gql "{\"query\":\"mutation { login(email: \\\"$email\\\", password: \\\"benchmark passphrase 123\\\") { accessToken } }\"}" | field '["data"]["login"]["accessToken"]')
-workspace=$(gql '{"query":"mutation { createWorkspace(input: {name: \"Bench\"}) { id } }"}' | field '["data"]["createWorkspace"]["id"]')
-upload=$(gql "{\"query\":\"mutation { createImport(workspaceId: \\\"$workspace\\\", input: {name: \\\"crm\\\", kind: CRM}) { uploadPath } }\"}" | field '["data"]["createImport"]["uploadPath"]')
+start_server false
+sign_in
+upload=$(gql "{\"query\":\"mutation { createImport(workspaceId: \\\"$WORKSPACE\\\", input: {name: \\\"crm\\\", kind: CRM}) { uploadPath } }\"}" | field '["data"]["createImport"]["uploadPath"]')
 rss() { awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$server/status"; }
 echo "server peak memory before the upload: $(rss) MiB"
 
@@ -93,8 +70,7 @@ echo "COPY of the stored rows into a copy of the events table: $copy_rate rows/s
 
 echo "== 3. linking the rows to profiles: passerelle worker"
 kill $server; wait $server 2>/dev/null || true; server=
-analyze_loop() { while true; do sql "ANALYZE events; ANALYZE identities; ANALYZE profiles" >/dev/null 2>&1; sleep 5; done; }
-if [ "$(sql "SHOW autovacuum")" = off ]; then analyze_loop & analyzer=$!; echo "(autovacuum is off here: analyzing every 5 s)"; fi
+analyze_while_running
 p0=$(date +%s.%N)
 PASSERELLE_LOG=${WORKER_LOG:-warn} "$BIN" worker >"$work/worker.log" 2>&1 &
 worker=$!
@@ -105,5 +81,5 @@ done
 p1=$(date +%s.%N)
 echo "processed $ROWS rows in $(python3 -c "print(round($p1 - $p0, 1))") s: $(python3 -c "print(round($ROWS / ($p1 - $p0)))") rows/s"
 echo "profiles: $(sql "SELECT count(*) FROM profiles WHERE merged_into IS NULL"), identities: $(sql "SELECT count(*) FROM identities")"
-[ -n "${KEEP_WORKER_LOG:-}" ] && cp "$work/worker.log" "$KEEP_WORKER_LOG"
+if [ -n "${KEEP_WORKER_LOG:-}" ]; then cp "$work/worker.log" "$KEEP_WORKER_LOG"; fi
 

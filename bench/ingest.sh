@@ -15,48 +15,15 @@ CONNECTIONS=${CONNECTIONS:-32}
 STEADY=${STEADY:-20s}
 STEADY_EVENTS_PER_SECOND=${STEADY_EVENTS_PER_SECOND:-5000}
 PORT=${PORT:-18081}
-ADMIN=${PASSERELLE_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
-cargo build --release -q -p passerelle
-BIN=$CARGO_TARGET_DIR/release/passerelle
-
-db=bench_ingest_$$
-work=$(mktemp -d)
-cleanup() {
-  kill "${server:-}" "${worker:-}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-psql "$ADMIN" -qc "CREATE DATABASE $db OWNER passerelle_owner" >/dev/null
-owner_url="postgres://passerelle_owner:passerelle@127.0.0.1:5432/$db"
-export DATABASE_URL="postgres://passerelle_app:passerelle@127.0.0.1:5432/$db"
-export PASSERELLE_MIGRATION_DATABASE_URL=$owner_url
-export PASSERELLE_DATA_DIR=$work/data PASSERELLE_LOG=warn
+NAME=ingest
+source bench/common.sh
 export PASSERELLE_RATE_LIMIT_INGEST_PER_SECOND=10000000 PASSERELLE_RATE_LIMIT_INGEST_BURST=10000000
 export PASSERELLE_RATE_LIMIT_IP_PER_SECOND=10000000 PASSERELLE_RATE_LIMIT_IP_BURST=10000000
-# Measurements read as the superuser: row-level security (forced even for the table owner)
-# would hide every tenant's rows from a session without a tenant.
-super_url="${ADMIN%/*}/$db"
-sql() { psql "$super_url" -qAtc "$1"; }
 
-email="bench-$$@bench.test"
-echo 'benchmark passphrase 123' | "$BIN" bootstrap --agency Bench --email "$email" --password-stdin >/dev/null
-start_server() {
-  PASSERELLE_WORKERS=$1 "$BIN" serve --listen 127.0.0.1:$PORT >"$work/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 50); do curl -sf http://127.0.0.1:$PORT/livez >/dev/null && return; sleep 0.2; done
-  echo "the server did not start" >&2; cat "$work/server.log" >&2; exit 1
-}
-gql() { curl -s http://127.0.0.1:$PORT/graphql -H 'content-type: application/json' ${TOKEN:+-H "authorization: Bearer $TOKEN"} -d "$1"; }
 start_server false
-TOKEN=$(gql "{\"query\":\"mutation { login(email: \\\"$email\\\", password: \\\"benchmark passphrase 123\\\") { accessToken } }\"}" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["login"]["accessToken"])')
-workspace=$(gql '{"query":"mutation { createWorkspace(input: {name: \"Bench\"}) { id } }"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createWorkspace"]["id"])')
-export BENCH_WRITE_KEY=$(gql "{\"query\":\"mutation { createApiKey(input: {workspaceId: \\\"$workspace\\\", name: \\\"bench\\\", kind: WRITE, scopes: []}) { secret } }\"}" \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["createApiKey"]["secret"])')
+sign_in
+export BENCH_WRITE_KEY=$(gql "{\"query\":\"mutation { createApiKey(input: {workspaceId: \\\"$WORKSPACE\\\", name: \\\"bench\\\", kind: WRITE, scopes: []}) { secret } }\"}" \
+  | field '["data"]["createApiKey"]["secret"]')
 
 echo "== 1. acceptance: POST /v1/batch, 100 events per request, workers off"
 wrk -t1 -c4 -d2s -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch >/dev/null  # warm-up
@@ -80,12 +47,7 @@ copy_rate=$(python3 -c "print(round($after / ($c1 - $c0)))")
 echo "COPY of $after rows: $copy_rate rows/s; acceptance/COPY = $(python3 -c "print(round($ingest_rate / $copy_rate, 2))")"
 sql "DROP TABLE events_copy"
 
-# PostgreSQL on these machines runs with autovacuum off, so the planner would keep the
-# statistics of empty tables while they fill, and pick sequential scans. Do what autovacuum's
-# analyze would do in production, every few seconds, while the worker runs.
-analyze_loop() { while true; do sql "ANALYZE events; ANALYZE identities; ANALYZE profiles" >/dev/null 2>&1; sleep 5; done; }
-if [ "$(sql "SHOW autovacuum")" = off ]; then analyze_loop & analyzer=$!; echo "(autovacuum is off here: analyzing every 5 s)"; fi
-trap 'kill ${analyzer:-} 2>/dev/null || true; cleanup' EXIT
+analyze_while_running
 
 echo "== 3. processing the backlog: passerelle worker"
 kill $server; wait $server 2>/dev/null || true; server=

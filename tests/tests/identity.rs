@@ -204,6 +204,11 @@ async fn rules_limits_and_blocklists(backend: Backend) {
     assert_eq!(preview.data("previewIdentityRules.wouldMerge"), &json!(1), "{preview:?}");
     assert_eq!(preview.data("previewIdentityRules.wouldSplit"), &json!(0));
     assert_eq!(preview.data("previewIdentityRules.eventsReplayed"), &json!(8));
+    let too_many: Vec<_> = (0..51)
+        .map(|i| json!({"kind": format!("kind_{i}"), "priority": 1, "maxPerProfile": 1, "merges": true}))
+        .collect();
+    app.gql("query($w: ID!, $r: [IdentityRuleInput!]!) { previewIdentityRules(workspaceId: $w, rules: $r) { wouldMerge } }",
+        json!({"w": ws, "r": too_many}), Some(&token)).await.expect_code("BAD_USER_INPUT");
     // A marketer may not change rules.
     let (_, marketer) = app.staff(&token, "MARKETER", Some(&ws)).await;
     app.gql(

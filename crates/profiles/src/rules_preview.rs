@@ -5,7 +5,7 @@
 //! deduplication, which a replay does not know about.
 
 use crate::{
-    IdentityKind, Profiles, extract,
+    IdentityKind, Profiles, ProfilesError, extract,
     resolver::GraphState,
     rules::IdentityRules,
     service::Result,
@@ -18,6 +18,8 @@ use tenancy::{Actor, Permission};
 
 /// Events replayed at most, oldest first; beyond it the preview says it is partial.
 const MAX_REPLAYED_EVENTS: i64 = 200_000;
+/// Rules proposed in one preview: one per kind is plenty.
+const MAX_PROPOSED_RULES: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RulesPreview {
@@ -42,6 +44,9 @@ impl Profiles {
     ) -> Result<RulesPreview> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
         let tenant = scope.tenant_id().as_uuid();
+        if proposed.len() > MAX_PROPOSED_RULES {
+            return Err(ProfilesError::invalid(format!("at most {MAX_PROPOSED_RULES} rules at once")));
+        }
         let proposed: Vec<_> = proposed.into_iter().map(RuleInput::parse).collect::<Result<_>>()?;
         let txn = scope.begin(self.db()).await?;
         let settings = settings::load(&txn, tenant).await?;

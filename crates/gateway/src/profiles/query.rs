@@ -80,9 +80,6 @@ impl ProfilesQuery {
         rules: Vec<IdentityRuleInput>,
     ) -> async_graphql::Result<RulesPreview> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
-        if rules.len() > 50 {
-            return Err(crate::error::coded(kernel::ErrorCode::BadUserInput, "at most 50 rules at once"));
-        }
         let rules = rules.into_iter().map(Into::into).collect();
         let preview = ctx.profiles().preview_rules(ctx.actor()?, workspace, rules).await.gql()?;
         Ok(RulesPreview {
