@@ -7,13 +7,17 @@
 #
 # Needs wrk (apt-get install wrk), psql, and the PostgreSQL roles .ci/run creates
 # (passerelle_owner, passerelle_app). Knobs: DURATION (20s), CONNECTIONS (32), STEADY (20s),
-# STEADY_EVENTS_PER_SECOND (5000: the paced load of step 4).
+# STEADY_EVENTS_PER_SECOND (5000: the paced load of step 4), WORKSPACES (1: the events are
+# spread over this many workspaces, which the worker processes side by side), WORKER_LOG (a log filter for the
+# worker of step 3, e.g. warn,profiles=debug for per-chunk timings) and KEEP_WORKER_LOG (a path
+# to keep its log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-32}
 STEADY=${STEADY:-20s}
 STEADY_EVENTS_PER_SECOND=${STEADY_EVENTS_PER_SECOND:-5000}
+WORKSPACES=${WORKSPACES:-1}
 PORT=${PORT:-18081}
 NAME=ingest
 source bench/common.sh
@@ -22,8 +26,16 @@ export PASSERELLE_RATE_LIMIT_IP_PER_SECOND=10000000 PASSERELLE_RATE_LIMIT_IP_BUR
 
 start_server false
 sign_in
-export BENCH_WRITE_KEY=$(gql "{\"query\":\"mutation { createApiKey(input: {workspaceId: \\\"$WORKSPACE\\\", name: \\\"bench\\\", kind: WRITE, scopes: []}) { secret } }\"}" \
-  | field '["data"]["createApiKey"]["secret"]')
+write_key() {
+  gql "{\"query\":\"mutation { createApiKey(input: {workspaceId: \\\"$WORKSPACE\\\", name: \\\"bench\\\", kind: WRITE, scopes: []}) { secret } }\"}" \
+    | field '["data"]["createApiKey"]["secret"]'
+}
+BENCH_WRITE_KEY=$(write_key)
+for _ in $(seq 2 "$WORKSPACES"); do
+  WORKSPACE=$(gql '{"query":"mutation { createWorkspace(input: {name: \"Bench\"}) { id } }"}' | field '["data"]["createWorkspace"]["id"]')
+  BENCH_WRITE_KEY="$BENCH_WRITE_KEY,$(write_key)"
+done
+export BENCH_WRITE_KEY
 
 echo "== 1. acceptance: POST /v1/batch, 100 events per request, workers off"
 wrk -t1 -c4 -d2s -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch >/dev/null  # warm-up
@@ -49,16 +61,24 @@ sql "DROP TABLE events_copy"
 
 analyze_while_running
 
-echo "== 3. processing the backlog: passerelle worker"
+echo "== 3. processing the backlog of $WORKSPACES workspace(s): passerelle worker"
 kill $server; wait $server 2>/dev/null || true; server=
 pending=$(sql "SELECT count(*) FROM events WHERE status = 'pending'")
+# CPU seconds (user + system) of every PostgreSQL process, to split the time between the
+# worker and the database.
+pg_cpu() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v hz="$(getconf CLK_TCK)" '$2 == "(postgres)" {t += $14 + $15} END {printf "%.1f", t / hz}'; }
+cpu0=$(pg_cpu)
 p0=$(date +%s.%N)
-"$BIN" worker >"$work/worker.log" 2>&1 &
+PASSERELLE_LOG=${WORKER_LOG:-warn} "$BIN" worker >"$work/worker.log" 2>&1 &
 worker=$!
-while [ "$(sql "SELECT count(*) FROM events WHERE status = 'pending'")" != 0 ]; do sleep 0.5; done
+wait_until_processed $worker
 p1=$(date +%s.%N)
+worker_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$worker/stat")
+cpu1=$(pg_cpu)
 kill $worker; wait $worker 2>/dev/null || true; worker=
+if [ -n "${KEEP_WORKER_LOG:-}" ]; then cp "$work/worker.log" "$KEEP_WORKER_LOG"; fi
 echo "processed $pending events in $(python3 -c "print(round($p1 - $p0, 1))") s: $(python3 -c "print(round($pending / ($p1 - $p0)))") events/s"
+echo "CPU: worker $worker_cpu s, PostgreSQL $(python3 -c "print(round($cpu1 - $cpu0, 1))") s"
 echo "profiles: $(sql "SELECT count(*) FROM profiles WHERE merged_into IS NULL"), merges: $(sql "SELECT count(*) FROM profile_merges")"
 
 echo "== 4. delay from acceptance to processed under a steady $STEADY_EVENTS_PER_SECOND events/s (serve with its workers)"
@@ -67,7 +87,7 @@ mark=$(sql "SELECT now()")
 # Two connections, each pausing so that together they send the requested rate.
 BENCH_DELAY_MS=$((2 * 1000 * 100 / STEADY_EVENTS_PER_SECOND)) \
   wrk -t1 -c2 -d"$STEADY" -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch | grep -E "Requests/sec"
-while [ "$(sql "SELECT count(*) FROM events WHERE status = 'pending'")" != 0 ]; do sleep 0.5; done
+wait_until_processed $server
 sql "SELECT 'events ' || count(*) || ', p50 ' || round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) * 1000)::numeric, 1)
      || ' ms, p99 ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM processed_at - received_at)) * 1000)::numeric, 1) || ' ms'
      FROM events WHERE received_at >= '$mark'"

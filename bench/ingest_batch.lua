@@ -1,6 +1,7 @@
 -- wrk script: POST /v1/batch with 100 Segment track/identify events per request, every
 -- messageId unique, about 1 in 10 events from a returning person so the processor merges.
--- The write key comes from the environment (BENCH_WRITE_KEY).
+-- The write keys come from the environment (BENCH_WRITE_KEY, comma-separated for several
+-- workspaces: the requests take them in turn).
 local counter = 0
 local threads = 0
 -- Each thread gets its own tag (set from the main state), so messageIds never collide.
@@ -8,7 +9,9 @@ function setup(thread)
   threads = threads + 1
   thread:set("thread_tag", string.format("%d-%d", os.time(), threads))
 end
-local key = os.getenv("BENCH_WRITE_KEY")
+local keys = {}
+for key in string.gmatch(os.getenv("BENCH_WRITE_KEY"), "[^,]+") do keys[#keys + 1] = key end
+local requests = 0
 
 local function b64(data)
   local chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
@@ -32,7 +35,8 @@ end
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Basic " .. b64(key .. ":")
+local authorizations = {}
+for i, key in ipairs(keys) do authorizations[i] = "Basic " .. b64(key .. ":") end
 
 request = function()
   local items = {}
@@ -52,5 +56,7 @@ request = function()
         thread_tag, counter, person, counter % 1000, counter % 250)
     end
   end
-  return wrk.format(nil, nil, nil, '{"batch":[' .. table.concat(items, ",") .. '],"sentAt":"2026-11-23T10:00:00Z"}')
+  requests = requests + 1
+  local headers = { ["Authorization"] = authorizations[requests % #authorizations + 1] }
+  return wrk.format(nil, nil, headers, '{"batch":[' .. table.concat(items, ",") .. '],"sentAt":"2026-11-23T10:00:00Z"}')
 end

@@ -11,6 +11,7 @@ mod m0001_foundation;
 mod m0002_profiles;
 mod m0003_merge_suggestions;
 mod m0004_imports;
+mod m0005_event_indexes;
 
 pub use sea_orm_migration;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_profiles::Migration),
             Box::new(m0003_merge_suggestions::Migration),
             Box::new(m0004_imports::Migration),
+            Box::new(m0005_event_indexes::Migration),
         ]
     }
 }

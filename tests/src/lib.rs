@@ -333,9 +333,10 @@ impl TestApp {
     }
 
     /// Waits until every event committed so far is processed: one sweep over all workspaces,
-    /// which queues behind the background worker's graph lock when it is mid-chunk.
+    /// four at a time as the worker does by default, which queues behind the background
+    /// worker's graph lock when it is mid-chunk.
     pub async fn process_events(&self) {
-        self.profiles.process_queued(true).await.unwrap();
+        self.profiles.process_queued(true, 4).await.unwrap();
     }
 
     /// A workspace with a write key: `(owner token, workspace id, write key)`.

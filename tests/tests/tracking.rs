@@ -183,7 +183,36 @@ async fn graphql_ingestion_for_integrations(backend: Backend) {
     assert_eq!(found.data("profiles.edges.0.node.traits.plan"), &json!("pro"));
 }
 
+/// The worker processes several workspaces at once; the same identifiers in each stay apart.
+async fn workspaces_processed_side_by_side_stay_apart(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut workspaces = Vec::new();
+    for n in 0..5 {
+        let (token, workspace, key) = app.tracking_workspace().await;
+        // 2,100 events each: more than one chunk, so the workspaces' chunks interleave.
+        for page in 0..3 {
+            let batch: Vec<Value> = (0..700)
+                .map(|i| {
+                    json!({"type": "track", "event": "Viewed", "userId": "shared-user",
+                    "messageId": format!("m-{page}-{i}"), "properties": {"workspace": n}})
+                })
+                .collect();
+            let (status, body) = app.track("batch", Some(&key), &json!({ "batch": batch })).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        workspaces.push((token, workspace));
+    }
+    app.process_events().await;
+    for (token, workspace) in &workspaces {
+        let found = app.gql(PROFILE_BY_USER, json!({"w": workspace, "v": "shared-user"}), Some(token)).await;
+        let profiles = found.data("profiles.edges").as_array().unwrap();
+        assert_eq!(profiles.len(), 1, "{found:?}");
+        assert_eq!(profiles[0]["node"]["eventCount"], 2100, "{found:?}");
+    }
+}
+
 on_both_backends!(
+    workspaces_processed_side_by_side_stay_apart,
     accepts_segment_messages_and_deduplicates_retries,
     batches_merge_context_and_report_bad_items,
     refuses_bad_keys_malformed_and_oversized_payloads,

@@ -25,9 +25,10 @@ pub struct Workers {
 
 impl Workers {
     /// Starts the background workers on the current runtime.
-    pub fn start(profiles: &Profiles) -> Self {
+    pub fn start(profiles: &Profiles, settings: &Settings) -> Self {
         let (shutdown, receiver) = tokio::sync::watch::channel(false);
-        let handles = vec![tokio::spawn(profiles.clone().run_ingestion_worker(receiver))];
+        let ingestion = profiles.clone().run_ingestion_worker(settings.ingest_concurrency, receiver);
+        let handles = vec![tokio::spawn(ingestion)];
         Self { shutdown, handles }
     }
 
@@ -129,7 +130,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let server = gateway::build_server(state, listener, workers)?;
-        let workers = settings.workers.then(|| Workers::start(&services.profiles));
+        let workers = settings.workers.then(|| Workers::start(&services.profiles, &settings));
         Ok(Self { addr, server, tenancy: services.tenancy, profiles: services.profiles, workers })
     }
 

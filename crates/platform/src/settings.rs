@@ -24,6 +24,10 @@ pub struct Settings {
     /// Run the background workers (ingestion processing) inside `serve`. Off when a separate
     /// `passerelle worker` deployment does that work.
     pub workers: bool,
+    /// Workspaces whose pending events one worker process processes at the same time. One
+    /// workspace's events are processed in order, one chunk at a time; several workspaces
+    /// use several cores, and a workspace with a large backlog does not hold up the others.
+    pub ingest_concurrency: usize,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -94,6 +98,7 @@ impl Default for Settings {
             introspection: true,
             log_format: LogFormat::Json,
             workers: true,
+            ingest_concurrency: 4,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -244,6 +249,9 @@ impl Settings {
         if let Some(v) = non_empty("PASSERELLE_WORKERS") {
             self.workers = flag("PASSERELLE_WORKERS", v)?;
         }
+        if let Some(v) = non_empty("PASSERELLE_INGEST_CONCURRENCY") {
+            self.ingest_concurrency = parse("PASSERELLE_INGEST_CONCURRENCY", v)?;
+        }
         if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
             self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;
         }
@@ -266,6 +274,9 @@ impl Settings {
         }
         if self.auth.access_token_ttl_secs <= 0 || self.auth.refresh_token_ttl_secs <= 0 {
             return bad("token lifetimes must be positive");
+        }
+        if !(1..=64).contains(&self.ingest_concurrency) {
+            return bad("ingest concurrency must be between 1 and 64 workspaces");
         }
         if self.limits.body_bytes < 1024 {
             return bad("max body size must be at least 1024 bytes");
@@ -320,5 +331,13 @@ mod tests {
         assert!(message.contains("line 2") && !message.contains("hunter2"), "{message}");
         s.database_url = Some("mysql://x".into());
         assert!(s.validate().is_err());
+        let mut s = Settings::default();
+        s.apply_env(|k| (k == "PASSERELLE_INGEST_CONCURRENCY").then(|| "8".into())).unwrap();
+        assert_eq!(s.ingest_concurrency, 8);
+        assert!(s.validate().is_ok());
+        s.ingest_concurrency = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("ingest concurrency"));
+        let err = s.apply_env(|k| (k == "PASSERELLE_INGEST_CONCURRENCY").then(|| "many".into())).unwrap_err();
+        assert!(err.to_string().contains("PASSERELLE_INGEST_CONCURRENCY"));
     }
 }

@@ -108,6 +108,13 @@ impl Profiles {
         let started = std::time::Instant::now();
         let graph = self.graph_transaction(scope).await?;
         let txn = &graph.txn;
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            // The events were durable when accepted; what a chunk derives from them is not
+            // acknowledged to anyone, so its commit need not wait for the disk. A crash loses
+            // at most the last chunks whole (the transaction is atomic): their events are still
+            // pending and are processed again.
+            Sql::new("SET LOCAL synchronous_commit = off").execute(txn).await?;
+        }
         let tenant = scope.tenant_id().as_uuid();
         let now = self.now();
         let mut select = Sql::new(
@@ -368,9 +375,14 @@ async fn load_graph<C: ConnectionTrait>(
     }
     let mut profiles: HashSet<ProfileId> = HashSet::new();
     let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
+    let backend = txn.get_database_backend();
     for chunk in values.chunks(1000) {
-        let mut select = Sql::new("SELECT kind, value, profile_id FROM identities WHERE tenant_id = ");
-        select.bind(tenant).push(" AND value IN ").bind_list(chunk.iter().cloned());
+        let mut select = Sql::new("SELECT i.kind, i.value, i.profile_id FROM ");
+        select
+            .bind_table(backend, chunk.to_vec(), "wanted", "value")
+            .push(" JOIN identities i ON i.tenant_id = ")
+            .bind(tenant)
+            .push(" AND i.value = wanted.value");
         for row in select.fetch_all(txn).await? {
             let kind: String = row.try_get("", "kind")?;
             let Ok(kind) = kind.parse::<IdentityKind>() else { continue };
@@ -386,13 +398,12 @@ async fn load_graph<C: ConnectionTrait>(
     let profiles: Vec<ProfileId> = profiles.into_iter().collect();
     for chunk in profiles.chunks(1000) {
         let ids: Vec<Uuid> = chunk.iter().map(ProfileId::as_uuid).collect();
-        let mut counts =
-            Sql::new("SELECT profile_id, kind, COUNT(*) AS n FROM identities WHERE tenant_id = ");
+        let mut counts = Sql::new("SELECT i.profile_id, i.kind, COUNT(*) AS n FROM ");
         counts
+            .bind_table(backend, ids.clone(), "wanted", "id")
+            .push(" JOIN identities i ON i.tenant_id = ")
             .bind(tenant)
-            .push(" AND profile_id IN ")
-            .bind_list(ids.iter().copied())
-            .push(" GROUP BY profile_id, kind");
+            .push(" AND i.profile_id = wanted.id GROUP BY i.profile_id, i.kind");
         for row in counts.fetch_all(txn).await? {
             let kind: String = row.try_get("", "kind")?;
             let n: i64 = row.try_get("", "n")?;

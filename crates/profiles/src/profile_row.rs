@@ -23,6 +23,8 @@ pub(crate) struct ProfileRow {
     pub devices: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Read from the database, rather than created in memory: saving it updates the row.
+    pub stored: bool,
 }
 
 impl ProfileRow {
@@ -39,6 +41,7 @@ impl ProfileRow {
             devices: Vec::new(),
             created_at: now,
             updated_at: now,
+            stored: false,
         }
     }
 
@@ -63,6 +66,7 @@ impl ProfileRow {
                 .unwrap_or_default(),
             created_at: row.try_get("", "created_at")?,
             updated_at: row.try_get("", "updated_at")?,
+            stored: true,
         })
     }
 
@@ -123,6 +127,11 @@ impl ProfileRow {
     }
 }
 
+/// [`COLUMNS`] qualified by a table alias, for joins.
+pub(crate) fn qualified_columns(alias: &str) -> String {
+    COLUMNS.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Loads profile rows by id.
 pub(crate) async fn load<C: ConnectionTrait>(
     conn: &C,
@@ -132,51 +141,35 @@ pub(crate) async fn load<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM profiles WHERE tenant_id = "));
-    sql.bind(tenant).push(" AND id IN ").bind_list(ids.iter().map(|id| id.as_uuid()));
-    sql.fetch_all(conn).await?.iter().map(ProfileRow::from_row).collect()
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let wanted = chunk.iter().map(ProfileId::as_uuid).collect();
+        let mut sql = Sql::new(&format!("SELECT {} FROM ", qualified_columns("p")));
+        sql.bind_table(conn.get_database_backend(), wanted, "wanted", "id")
+            .push(" JOIN profiles p ON p.tenant_id = ")
+            .bind(tenant)
+            .push(" AND p.id = wanted.id");
+        for row in sql.fetch_all(conn).await? {
+            rows.push(ProfileRow::from_row(&row)?);
+        }
+    }
+    Ok(rows)
 }
 
-/// Writes rows back in one statement, inserting new ones and updating the others.
+/// Writes rows back, 500 per statement: a plain insert for the rows created in memory and an
+/// upsert for the stored ones (a plain insert skips PostgreSQL's speculative insertion, which
+/// most rows of a chunk of new people would otherwise pay for nothing).
 pub(crate) async fn save<C: ConnectionTrait>(
     conn: &C,
     tenant: Uuid,
     rows: &[&ProfileRow],
 ) -> Result<(), sea_orm::DbErr> {
-    for chunk in rows.chunks(500) {
-        let mut sql = Sql::new(&format!("INSERT INTO profiles (tenant_id, {COLUMNS}) VALUES "));
-        for (i, row) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .bind(tenant)
-                .push(", ")
-                .bind(row.id.as_uuid())
-                .push(", ")
-                .bind(row.merged_into.map(|p| p.as_uuid()))
-                .push(", ")
-                .bind(crate::sql::json(&Value::Object(row.traits.clone())))
-                .push(", ")
-                .bind(row.first_seen_at)
-                .push(", ")
-                .bind(row.last_seen_at)
-                .push(", ")
-                .bind(row.event_count)
-                .push(", ")
-                .bind(row.revenue)
-                .push(", ")
-                .bind(row.first_channel.clone())
-                .push(", ")
-                .bind(crate::sql::json(&serde_json::json!(row.devices)))
-                .push(", ")
-                .bind(crate::extract::search_text(&row.traits))
-                .push(", ")
-                .bind(row.created_at)
-                .push(", ")
-                .bind(row.updated_at)
-                .push(")");
-        }
+    let (stored, created): (Vec<&ProfileRow>, Vec<&ProfileRow>) = rows.iter().partition(|row| row.stored);
+    for chunk in created.chunks(500) {
+        insert_values(tenant, chunk).execute(conn).await?;
+    }
+    for chunk in stored.chunks(500) {
+        let mut sql = insert_values(tenant, chunk);
         sql.push(
             " ON CONFLICT (tenant_id, id) DO UPDATE SET merged_into = excluded.merged_into, \
              traits = excluded.traits, first_seen_at = excluded.first_seen_at, \
@@ -187,4 +180,42 @@ pub(crate) async fn save<C: ConnectionTrait>(
         sql.execute(conn).await?;
     }
     Ok(())
+}
+
+/// `INSERT INTO profiles … VALUES` with one tuple per row.
+fn insert_values(tenant: Uuid, rows: &[&ProfileRow]) -> Sql {
+    let mut sql = Sql::new(&format!("INSERT INTO profiles (tenant_id, {COLUMNS}) VALUES "));
+    for (i, row) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push("(")
+            .bind(tenant)
+            .push(", ")
+            .bind(row.id.as_uuid())
+            .push(", ")
+            .bind(row.merged_into.map(|p| p.as_uuid()))
+            .push(", ")
+            .bind(crate::sql::json(&Value::Object(row.traits.clone())))
+            .push(", ")
+            .bind(row.first_seen_at)
+            .push(", ")
+            .bind(row.last_seen_at)
+            .push(", ")
+            .bind(row.event_count)
+            .push(", ")
+            .bind(row.revenue)
+            .push(", ")
+            .bind(row.first_channel.clone())
+            .push(", ")
+            .bind(crate::sql::json(&serde_json::json!(row.devices)))
+            .push(", ")
+            .bind(crate::extract::search_text(&row.traits))
+            .push(", ")
+            .bind(row.created_at)
+            .push(", ")
+            .bind(row.updated_at)
+            .push(")");
+    }
+    sql
 }

@@ -2,7 +2,7 @@
 
 use crate::{
     Identity, IdentityKind, Profiles, ProfilesError,
-    profile_row::{COLUMNS, ProfileRow},
+    profile_row::{self, ProfileRow},
     service::Result,
     settings,
     sql::Sql,
@@ -121,8 +121,10 @@ impl Profiles {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
         let tenant = scope.tenant_id().as_uuid();
         let txn = scope.begin(self.db()).await?;
-        let mut sql =
-            Sql::new(&format!("SELECT {} FROM profiles p WHERE p.tenant_id = ", prefixed_columns()));
+        let mut sql = Sql::new(&format!(
+            "SELECT {} FROM profiles p WHERE p.tenant_id = ",
+            profile_row::qualified_columns("p")
+        ));
         sql.bind(tenant).push(" AND p.merged_into IS NULL");
         if let Some((kind, value)) = &filter.identifier {
             let kind: IdentityKind = kind.parse()?;
@@ -280,10 +282,6 @@ fn timeline_event(r: &QueryResult) -> Result<TimelineEvent> {
         first_profile_id: r.try_get::<Option<Uuid>>("", "first_profile_id")?.map(ProfileId::from_uuid),
         body: r.try_get("", "body")?,
     })
-}
-
-fn prefixed_columns() -> String {
-    COLUMNS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The live profile an id stands for now: itself, or the one it was merged into (followed to

@@ -81,11 +81,11 @@ impl GraphTransaction<'_> {
     }
 }
 
-/// The advisory lock key of a tenant's graph: the first 8 bytes of its id, with a namespace
-/// bit pattern so it never collides with locks other modules may take on the same tenant.
+/// The advisory lock key of a tenant's graph: both halves of its id folded together (the first
+/// half of a UUIDv7 is mostly its creation time, so workspaces created in the same millisecond
+/// would share it), with a namespace bit pattern so it never collides with locks other modules
+/// may take on the same tenant.
 fn advisory_key(scope: &TenantScope) -> i64 {
-    let bytes = scope.tenant_id().as_uuid().into_bytes();
-    let mut head = [0u8; 8];
-    head.copy_from_slice(&bytes[..8]);
-    i64::from_be_bytes(head) ^ 0x7072_6f66_696c_6573
+    let (high, low) = scope.tenant_id().as_uuid().as_u64_pair();
+    (high ^ low ^ 0x7072_6f66_696c_6573) as i64
 }
