@@ -83,6 +83,15 @@ impl StaffActor {
 }
 
 impl Actor {
+    /// Who acted, as records that keep it say it: `staff:<user id>` or `key:<API key id>`.
+    /// Ids only, never an email.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Staff(staff) => format!("staff:{}", staff.user_id),
+            Self::ApiKey(key) => format!("key:{}", key.key_id),
+        }
+    }
+
     pub fn staff(&self) -> Result<&StaffActor> {
         match self {
             Self::Staff(staff) => Ok(staff),
@@ -174,5 +183,30 @@ impl Tenancy {
             return Err(TenancyError::NotFound);
         }
         Ok(verified_scope(workspace))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_ids_only() {
+        let key = ApiKeyActor {
+            key_id: ApiKeyId::new(),
+            workspace_id: WorkspaceId::new(),
+            kind: ApiKeyKind::Secret,
+            scopes: Vec::new(),
+        };
+        assert_eq!(Actor::ApiKey(key.clone()).label(), format!("key:{}", key.key_id));
+        let staff = StaffActor {
+            user_id: UserId::new(),
+            agency_id: AgencyId::new(),
+            session_id: SessionId::new(),
+            agency_role: Some(Role::Owner),
+            workspace_roles: Vec::new(),
+            profile: None,
+        };
+        assert_eq!(Actor::Staff(staff.clone()).label(), format!("staff:{}", staff.user_id));
     }
 }

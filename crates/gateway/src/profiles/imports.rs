@@ -10,8 +10,9 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, connec
 use chrono::{DateTime, Utc};
 use profiles::imports::{self as domain, ColumnTarget};
 
+// `remote` derives the conversions to and from the domain's enums, variant by variant.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "ImportKind")]
+#[graphql(name = "ImportKind", remote = "domain::ImportKind")]
 pub enum ImportKindGql {
     /// CRM records: create and update profiles through their identifiers.
     Crm,
@@ -20,7 +21,7 @@ pub enum ImportKindGql {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "ImportValueType")]
+#[graphql(name = "ImportValueType", remote = "domain::ValueType")]
 pub enum ValueTypeGql {
     String,
     Number,
@@ -30,65 +31,13 @@ pub enum ValueTypeGql {
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
-#[graphql(name = "ImportStatus")]
+#[graphql(name = "ImportStatus", remote = "domain::ImportStatus")]
 pub enum ImportStatusGql {
     AwaitingUpload,
     Uploading,
     Processing,
     Completed,
     Failed,
-}
-
-impl From<ImportKindGql> for domain::ImportKind {
-    fn from(kind: ImportKindGql) -> Self {
-        match kind {
-            ImportKindGql::Crm => Self::Crm,
-            ImportKindGql::Enrichment => Self::Enrichment,
-        }
-    }
-}
-
-impl From<domain::ImportKind> for ImportKindGql {
-    fn from(kind: domain::ImportKind) -> Self {
-        match kind {
-            domain::ImportKind::Crm => Self::Crm,
-            domain::ImportKind::Enrichment => Self::Enrichment,
-        }
-    }
-}
-
-impl From<ValueTypeGql> for domain::ValueType {
-    fn from(value: ValueTypeGql) -> Self {
-        match value {
-            ValueTypeGql::String => Self::String,
-            ValueTypeGql::Number => Self::Number,
-            ValueTypeGql::Boolean => Self::Boolean,
-            ValueTypeGql::Date => Self::Date,
-        }
-    }
-}
-
-impl From<domain::ValueType> for ValueTypeGql {
-    fn from(value: domain::ValueType) -> Self {
-        match value {
-            domain::ValueType::String => Self::String,
-            domain::ValueType::Number => Self::Number,
-            domain::ValueType::Boolean => Self::Boolean,
-            domain::ValueType::Date => Self::Date,
-        }
-    }
-}
-
-impl From<domain::ImportStatus> for ImportStatusGql {
-    fn from(status: domain::ImportStatus) -> Self {
-        match status {
-            domain::ImportStatus::AwaitingUpload => Self::AwaitingUpload,
-            domain::ImportStatus::Uploading => Self::Uploading,
-            domain::ImportStatus::Processing => Self::Processing,
-            domain::ImportStatus::Completed => Self::Completed,
-            domain::ImportStatus::Failed => Self::Failed,
-        }
-    }
 }
 
 #[derive(InputObject)]

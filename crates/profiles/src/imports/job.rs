@@ -179,13 +179,6 @@ pub(crate) fn job_update(tenant: Uuid, id: ImportId, set: impl FnOnce(&mut Sql))
     update
 }
 
-fn actor_label(actor: &Actor) -> String {
-    match actor {
-        Actor::Staff(staff) => format!("staff:{}", staff.user_id),
-        Actor::ApiKey(key) => format!("key:{}", key.key_id),
-    }
-}
-
 impl Profiles {
     /// Creates an import job; the file follows with `PUT /imports/{workspace}/{import}`.
     #[tracing::instrument(skip_all, fields(workspace = %workspace))]
@@ -248,7 +241,7 @@ impl Profiles {
             .push(", ")
             .bind(json(&Value::Array(Vec::new())))
             .push(", ")
-            .bind(actor_label(actor))
+            .bind(actor.label())
             .push(", ")
             .bind(now)
             .push(")");
