@@ -375,14 +375,9 @@ async fn load_graph<C: ConnectionTrait>(
     }
     let mut profiles: HashSet<ProfileId> = HashSet::new();
     let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
-    let backend = txn.get_database_backend();
     for chunk in values.chunks(1000) {
-        let mut select = Sql::new("SELECT i.kind, i.value, i.profile_id FROM ");
-        select
-            .bind_table(backend, chunk.to_vec(), "wanted", "value")
-            .push(" JOIN identities i ON i.tenant_id = ")
-            .bind(tenant)
-            .push(" AND i.value = wanted.value");
+        let mut select = Sql::new("SELECT kind, value, profile_id FROM identities WHERE tenant_id = ");
+        select.bind(tenant).push(" AND value IN ").bind_list(chunk.iter().cloned());
         for row in select.fetch_all(txn).await? {
             let kind: String = row.try_get("", "kind")?;
             let Ok(kind) = kind.parse::<IdentityKind>() else { continue };
@@ -398,12 +393,13 @@ async fn load_graph<C: ConnectionTrait>(
     let profiles: Vec<ProfileId> = profiles.into_iter().collect();
     for chunk in profiles.chunks(1000) {
         let ids: Vec<Uuid> = chunk.iter().map(ProfileId::as_uuid).collect();
-        let mut counts = Sql::new("SELECT i.profile_id, i.kind, COUNT(*) AS n FROM ");
+        let mut counts =
+            Sql::new("SELECT profile_id, kind, COUNT(*) AS n FROM identities WHERE tenant_id = ");
         counts
-            .bind_table(backend, ids.clone(), "wanted", "id")
-            .push(" JOIN identities i ON i.tenant_id = ")
             .bind(tenant)
-            .push(" AND i.profile_id = wanted.id GROUP BY i.profile_id, i.kind");
+            .push(" AND profile_id IN ")
+            .bind_list(ids.iter().copied())
+            .push(" GROUP BY profile_id, kind");
         for row in counts.fetch_all(txn).await? {
             let kind: String = row.try_get("", "kind")?;
             let n: i64 = row.try_get("", "n")?;

@@ -141,19 +141,9 @@ pub(crate) async fn load<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut rows = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(1000) {
-        let wanted = chunk.iter().map(ProfileId::as_uuid).collect();
-        let mut sql = Sql::new(&format!("SELECT {} FROM ", qualified_columns("p")));
-        sql.bind_table(conn.get_database_backend(), wanted, "wanted", "id")
-            .push(" JOIN profiles p ON p.tenant_id = ")
-            .bind(tenant)
-            .push(" AND p.id = wanted.id");
-        for row in sql.fetch_all(conn).await? {
-            rows.push(ProfileRow::from_row(&row)?);
-        }
-    }
-    Ok(rows)
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM profiles WHERE tenant_id = "));
+    sql.bind(tenant).push(" AND id IN ").bind_list(ids.iter().map(ProfileId::as_uuid));
+    sql.fetch_all(conn).await?.iter().map(ProfileRow::from_row).collect()
 }
 
 /// Writes rows back, 500 per statement: a plain insert for the rows created in memory and an

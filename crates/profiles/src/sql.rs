@@ -2,17 +2,28 @@
 //! SQLite gets `?n`, which it reads the same way. Bulk paths (multi-row inserts, set-based
 //! updates) need raw SQL; simple reads still go through it to keep one style per module.
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value, sea_query::ArrayType};
 
 #[derive(Debug, Default)]
 pub(crate) struct Sql {
     text: String,
     values: Vec<Value>,
+    /// Where each `IN` list sits in `text` and which parameter holds it: rendered for the
+    /// backend when the statement is made, since only then is the backend known.
+    lists: Vec<BoundList>,
+}
+
+#[derive(Debug)]
+struct BoundList {
+    /// The byte range of `(SELECT unnest($n::type[]))` in the text.
+    range: std::ops::Range<usize>,
+    /// The parameter (0-based) that holds the list as an array.
+    slot: usize,
 }
 
 impl Sql {
     pub fn new(text: &str) -> Self {
-        Self { text: text.to_owned(), values: Vec::new() }
+        Self { text: text.to_owned(), ..Self::default() }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -28,69 +39,49 @@ impl Sql {
         self
     }
 
-    /// Appends `(p1, p2, …)` for an `IN` list; `(NULL)` when empty, which matches nothing.
-    pub fn bind_list<V: Into<Value>>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Self {
-        self.text.push('(');
-        let mut first = true;
-        for value in values {
-            if !first {
-                self.text.push_str(", ");
-            }
-            first = false;
-            self.bind(value);
-        }
-        if first {
-            self.text.push_str("NULL");
-        }
-        self.text.push(')');
-        self
-    }
-
-    /// Appends `values` as a one-column table `alias (column)` to join against: one array
-    /// parameter unnested on PostgreSQL, a `VALUES` list on SQLite. A lookup of thousands of
-    /// keys written as a join stays on the index whatever the planner's statistics say; the
-    /// same keys in an `IN` list were planned, on a table whose statistics were stale, as a
-    /// filter comparing every row with every key (seconds instead of milliseconds).
-    pub fn bind_table<V: ArrayElement>(
-        &mut self,
-        backend: DbBackend,
-        values: Vec<V>,
-        alias: &str,
-        column: &str,
-    ) -> &mut Self {
-        match backend {
-            DbBackend::Postgres => {
-                self.push("unnest(").bind(V::array(values));
-                self.push("::")
-                    .push(V::PG_TYPE)
-                    .push("[]) AS ")
-                    .push(alias)
-                    .push(" (")
-                    .push(column)
-                    .push(")");
-            }
-            _ if values.is_empty() => {
-                self.push("(SELECT NULL AS ").push(column).push(" WHERE 0) AS ").push(alias);
-            }
-            _ => {
-                self.push("(SELECT column1 AS ").push(column).push(" FROM (VALUES ");
-                for (i, value) in values.into_iter().enumerate() {
-                    self.push(if i == 0 { "(" } else { ", (" }).bind(value).push(")");
-                }
-                self.push(")) AS ").push(alias);
-            }
-        }
+    /// Appends the right-hand side of an `IN` for `values`: one array parameter in a subquery
+    /// on PostgreSQL, `(?, ?, …)` on SQLite. The subquery is planned as a join, which stays
+    /// linear whatever the statistics say; a list of thousands of parameters was planned, on a
+    /// table whose statistics were stale, as a filter comparing every row with every value
+    /// (seconds instead of milliseconds). An empty list matches nothing.
+    pub fn bind_list<V: ArrayElement>(&mut self, values: impl IntoIterator<Item = V>) -> &mut Self {
+        let elements: Vec<Value> = values.into_iter().map(Into::into).collect();
+        let start = self.text.len();
+        self.text.push_str("(SELECT unnest(");
+        self.bind(Value::Array(V::ARRAY_TYPE, Some(Box::new(elements))));
+        self.text.push_str("::");
+        self.text.push_str(V::PG_TYPE);
+        self.text.push_str("[]))");
+        self.lists.push(BoundList { range: start..self.text.len(), slot: self.values.len() - 1 });
         self
     }
 
     pub fn statement(self, backend: DbBackend) -> Statement {
-        let text = match backend {
-            DbBackend::Postgres => self.text,
-            _ => self.text.replace('$', "?"),
-        };
-        Statement::from_sql_and_values(backend, text, self.values)
+        let Self { mut text, mut values, lists } = self;
+        if backend != DbBackend::Postgres {
+            // SQLite has no arrays: each list becomes its own parameters, the first in the
+            // array's slot (a typed NULL for an empty list, which matches nothing), the rest
+            // appended after every other parameter.
+            for list in lists.iter().rev() {
+                let Value::Array(array_type, items) =
+                    std::mem::replace(&mut values[list.slot], Value::Bool(None))
+                else {
+                    continue;
+                };
+                let mut items = items.map(|items| *items).unwrap_or_default().into_iter();
+                values[list.slot] = items.next().unwrap_or_else(|| null_of(&array_type));
+                let mut rendered = format!("(${}", list.slot + 1);
+                for item in items {
+                    values.push(item);
+                    rendered.push_str(&format!(", ${}", values.len()));
+                }
+                rendered.push(')');
+                text.replace_range(list.range.clone(), &rendered);
+            }
+            text = text.replace('$', "?");
+        }
+        Statement::from_sql_and_values(backend, text, values)
     }
-
     pub async fn execute<C: ConnectionTrait>(self, conn: &C) -> Result<u64, sea_orm::DbErr> {
         let backend = conn.get_database_backend();
         Ok(conn.execute_raw(self.statement(backend)).await?.rows_affected())
@@ -110,27 +101,82 @@ impl Sql {
     }
 }
 
-/// A type whose values [`Sql::bind_table`] can send as one PostgreSQL array.
-pub(crate) trait ArrayElement: Into<Value> + Sized {
+/// A type whose values [`Sql::bind_list`] sends as one PostgreSQL array.
+pub(crate) trait ArrayElement: Into<Value> {
     const PG_TYPE: &'static str;
-    fn array(values: Vec<Self>) -> Value;
+    const ARRAY_TYPE: ArrayType;
 }
 
 impl ArrayElement for String {
     const PG_TYPE: &'static str = "text";
-    fn array(values: Vec<Self>) -> Value {
-        values.into()
-    }
+    const ARRAY_TYPE: ArrayType = ArrayType::String;
 }
 
 impl ArrayElement for uuid::Uuid {
     const PG_TYPE: &'static str = "uuid";
-    fn array(values: Vec<Self>) -> Value {
-        values.into()
+    const ARRAY_TYPE: ArrayType = ArrayType::Uuid;
+}
+
+/// A NULL of an array's element type, for SQLite's empty lists.
+fn null_of(array_type: &ArrayType) -> Value {
+    match array_type {
+        ArrayType::Uuid => Value::Uuid(None),
+        _ => Value::String(None),
     }
 }
 
 /// A JSON value bound as the backend stores JSON (`jsonb` on PostgreSQL, text on SQLite).
 pub(crate) fn json(value: &serde_json::Value) -> Value {
     Value::Json(Some(Box::new(value.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn two_lists() -> (Sql, Uuid, Uuid) {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut sql = Sql::new("SELECT 1 FROM t WHERE tenant_id = ");
+        sql.bind(a)
+            .push(" AND id IN ")
+            .bind_list([a, b])
+            .push(" AND name IN ")
+            .bind_list(Vec::<String>::new())
+            .push(" AND kind = ")
+            .bind("email");
+        (sql, a, b)
+    }
+
+    #[test]
+    fn lists_are_one_array_on_postgres() {
+        let (sql, a, b) = two_lists();
+        let statement = sql.statement(DbBackend::Postgres);
+        assert_eq!(
+            statement.sql,
+            "SELECT 1 FROM t WHERE tenant_id = $1 AND id IN (SELECT unnest($2::uuid[])) \
+             AND name IN (SELECT unnest($3::text[])) AND kind = $4"
+        );
+        let values = statement.values.expect("values").0;
+        assert_eq!(values.len(), 4);
+        assert_eq!(values[1], Value::from(vec![a, b]));
+        assert_eq!(values[2], Value::Array(ArrayType::String, Some(Box::new(Vec::new()))));
+    }
+
+    #[test]
+    fn lists_are_expanded_on_sqlite() {
+        let (sql, a, b) = two_lists();
+        let statement = sql.statement(DbBackend::Sqlite);
+        // The first element keeps the list's slot, the others go after every parameter; an
+        // empty list is a NULL, which matches nothing.
+        assert_eq!(
+            statement.sql,
+            "SELECT 1 FROM t WHERE tenant_id = ?1 AND id IN (?2, ?5) AND name IN (?3) AND kind = ?4"
+        );
+        let values = statement.values.expect("values").0;
+        assert_eq!(
+            values,
+            vec![Value::from(a), Value::from(a), Value::String(None), Value::from("email"), Value::from(b)]
+        );
+    }
 }
