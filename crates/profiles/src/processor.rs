@@ -52,12 +52,25 @@ impl PendingEvent {
     }
 }
 
-/// What a chunk did to each import job's rows.
+/// What a chunk did to one import job's rows.
 #[derive(Default)]
 struct ImportTally {
     processed: i64,
     unmatched: i64,
     suppressed: i64,
+}
+
+/// The chunk's tallies, per import job.
+#[derive(Default)]
+struct ImportTallies(HashMap<ImportId, ImportTally>);
+
+impl ImportTallies {
+    /// Counts one row under `outcome` when the event came from an import.
+    fn count(&mut self, import: Option<(ImportKind, ImportId)>, outcome: fn(&mut ImportTally) -> &mut i64) {
+        if let Some((_, job)) = import {
+            *outcome(self.0.entry(job).or_default()) += 1;
+        }
+    }
 }
 
 /// What processing one chunk did.
@@ -156,31 +169,28 @@ impl Profiles {
         let loaded_at = started.elapsed();
         let mut assignments: Vec<(Uuid, Option<ProfileId>)> = Vec::with_capacity(events.len());
         let mut attached: Vec<(Identity, ProfileId, &'static str)> = Vec::new();
-        let mut tallies: HashMap<ImportId, ImportTally> = HashMap::new();
+        let mut tallies = ImportTallies::default();
         let mut unmatched_enrichment: Vec<Uuid> = Vec::new();
         let mut merges: Vec<ChunkMerge> = Vec::new();
         let mut redirects: HashMap<ProfileId, ProfileId> = HashMap::new();
         for event in &mut events {
             if suppressed.contains(&event.id) {
-                if let Some((_, job)) = event.import {
-                    tallies.entry(job).or_default().suppressed += 1;
-                }
+                tallies.count(event.import, |t| &mut t.suppressed);
                 continue;
             }
-            if let Some((ImportKind::Enrichment, job)) = event.import {
+            if let Some((ImportKind::Enrichment, _)) = event.import {
                 // Enrichment adds to people already known; it never creates, links or merges.
                 let owner = event.facts.identities.iter().find_map(|i| state.owner(i));
                 let row = owner.map(|p| current(p, &redirects)).and_then(|p| rows.get_mut(&p));
-                let tally = tallies.entry(job).or_default();
                 match row {
                     Some(row) => {
                         event.apply_traits(row, &settings, now);
                         assignments.push((event.id, Some(row.id)));
-                        tally.processed += 1;
+                        tallies.count(event.import, |t| &mut t.processed);
                     }
                     None => {
                         unmatched_enrichment.push(event.id);
-                        tally.unmatched += 1;
+                        tallies.count(event.import, |t| &mut t.unmatched);
                     }
                 }
                 continue;
@@ -199,9 +209,7 @@ impl Profiles {
             let resolution = state.resolve(&event.facts.identities, &settings.rules, ProfileId::new);
             let Some(resolution) = resolution else {
                 assignments.push((event.id, None));
-                if let Some((_, job)) = event.import {
-                    tallies.entry(job).or_default().unmatched += 1;
-                }
+                tallies.count(event.import, |t| &mut t.unmatched);
                 continue;
             };
             if resolution.created {
@@ -234,9 +242,7 @@ impl Profiles {
                     );
                 }
             }
-            if let Some((_, job)) = event.import {
-                tallies.entry(job).or_default().processed += 1;
-            }
+            tallies.count(event.import, |t| &mut t.processed);
             assignments.push((event.id, Some(resolution.profile)));
         }
 
@@ -553,10 +559,10 @@ async fn update_events<C: ConnectionTrait>(
 async fn update_import_jobs<C: ConnectionTrait>(
     txn: &C,
     tenant: Uuid,
-    tallies: &HashMap<ImportId, ImportTally>,
+    tallies: &ImportTallies,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    for (job, tally) in tallies {
+    for (job, tally) in &tallies.0 {
         let added = tally.processed + tally.unmatched + tally.suppressed;
         let update = imports::job_update(tenant, *job, |set| {
             set.push("rows_processed = rows_processed + ")

@@ -486,6 +486,10 @@ mod tests {
         header(values)
     }
 
+    fn spec(column: &str, to: &str, value_type: ValueType) -> ColumnSpec {
+        ColumnSpec { column: column.into(), target: ColumnTarget::parse(to).expect("target"), value_type }
+    }
+
     fn fr() -> NormalizationContext {
         NormalizationContext::with_region("FR").expect("region")
     }
@@ -523,31 +527,11 @@ mod tests {
     #[test]
     fn explicit_columns_with_types_and_other_identifiers() {
         let specs = vec![
-            ColumnSpec {
-                column: "tel".into(),
-                target: ColumnTarget::parse("identity:phone").expect("target"),
-                value_type: ValueType::String,
-            },
-            ColumnSpec {
-                column: "card".into(),
-                target: ColumnTarget::parse("identity:loyalty_card").expect("target"),
-                value_type: ValueType::String,
-            },
-            ColumnSpec {
-                column: "spend".into(),
-                target: ColumnTarget::parse("trait:spend").expect("target"),
-                value_type: ValueType::Number,
-            },
-            ColumnSpec {
-                column: "optin".into(),
-                target: ColumnTarget::parse("trait:newsletter").expect("target"),
-                value_type: ValueType::Boolean,
-            },
-            ColumnSpec {
-                column: "at".into(),
-                target: ColumnTarget::Timestamp,
-                value_type: ValueType::String,
-            },
+            spec("tel", "identity:phone", ValueType::String),
+            spec("card", "identity:loyalty_card", ValueType::String),
+            spec("spend", "trait:spend", ValueType::Number),
+            spec("optin", "trait:newsletter", ValueType::Boolean),
+            spec("at", "timestamp", ValueType::String),
         ];
         let (mapping, _) = Mapping::resolve(
             ImportKind::Crm,
@@ -588,11 +572,7 @@ mod tests {
         );
         assert!(refuse(ImportKind::Enrichment, &["email", "phone", "age"], None).contains("exactly one"));
         assert!(refuse(ImportKind::Crm, &["email", "email"], None).contains("several columns"));
-        let missing = vec![ColumnSpec {
-            column: "mail".into(),
-            target: ColumnTarget::Identity(IdentityKind::Email),
-            value_type: ValueType::String,
-        }];
+        let missing = vec![spec("mail", "identity:email", ValueType::String)];
         assert!(refuse(ImportKind::Crm, &["email"], Some(missing)).contains("no column named `mail`"));
         assert!(ColumnTarget::parse("identity:postal").is_err());
         assert!(ColumnTarget::parse("trait:a.b.c.d").is_err());
