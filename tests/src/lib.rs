@@ -223,6 +223,30 @@ impl TestApp {
         self.gql_with_headers(query, variables, bearer, &[]).await
     }
 
+    /// Walks a connection page by page: `query` takes `$after` and selects, at `path`,
+    /// `edges { cursor node { <field> } } pageInfo { hasNextPage endCursor }`. Returns `field`
+    /// of every node in order and the number of pages.
+    pub async fn all_pages(
+        &self,
+        query: &str,
+        mut variables: Value,
+        bearer: Option<&str>,
+        path: &str,
+        field: &str,
+    ) -> (Vec<String>, usize) {
+        let (mut nodes, mut pages) = (Vec::new(), 0);
+        loop {
+            let page = self.gql(query, variables.clone(), bearer).await;
+            pages += 1;
+            nodes.extend(page.node_strings(path, field));
+            if page.data(&format!("{path}.pageInfo.hasNextPage")) != &json!(true) {
+                return (nodes, pages);
+            }
+            variables["after"] = page.data(&format!("{path}.pageInfo.endCursor")).clone();
+            assert!(pages < 100, "the connection at {path} never ends");
+        }
+    }
+
     pub async fn gql_with_headers(
         &self,
         query: &str,

@@ -302,7 +302,54 @@ async fn broken_uploads_resume_and_bad_requests_are_refused(backend: Backend) {
     }
 }
 
+/// The lists written in raw SQL page with cursors: profiles oldest first, a timeline and the
+/// import jobs newest first, every item once.
+async fn lists_page_with_cursors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, workspace, key) = app.tracking_workspace().await;
+    let batch: Vec<Value> = (0..7)
+        .map(|i| {
+            json!({"type": "track", "event": format!("Step {i}"), "userId": format!("u-{}", i % 3),
+            "messageId": format!("m-{i}"), "timestamp": format!("2026-11-0{}T10:00:00Z", i + 1)})
+        })
+        .collect();
+    let (status, body) = app.track("batch", Some(&key), &json!({ "batch": batch })).await;
+    assert_eq!(status, 200, "{body}");
+    app.process_events().await;
+
+    let profiles = "query($w: ID!, $after: String) { profiles(workspaceId: $w, first: 2, after: $after) {
+        edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }";
+    let (ids, pages) = app.all_pages(profiles, json!({"w": workspace}), Some(&token), "profiles", "id").await;
+    assert_eq!((ids.len(), pages), (3, 2), "{ids:?}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "oldest first");
+
+    let user = "query($w: ID!, $v: String!) { profiles(workspaceId: $w, first: 1,
+        filter: {identifier: {kind: \"user_id\", value: $v}}) { edges { node { id } } } }";
+    let found = app.gql(user, json!({"w": workspace, "v": "u-0"}), Some(&token)).await;
+    let profile = found.str("profiles.edges.0.node.id");
+    let timeline = "query($w: ID!, $id: ID!, $after: String) { profile(workspaceId: $w, id: $id) {
+        events(first: 2, after: $after) { edges { cursor node { name } } pageInfo { hasNextPage endCursor } } } }";
+    let (names, pages) = app
+        .all_pages(timeline, json!({"w": workspace, "id": profile}), Some(&token), "profile.events", "name")
+        .await;
+    assert_eq!(names, vec!["Step 6", "Step 3", "Step 0"], "newest first");
+    assert_eq!(pages, 2);
+
+    let mut created = Vec::new();
+    for name in ["first", "second", "third"] {
+        created.push(create_import(&app, &token, &workspace, json!({"name": name, "kind": "CRM"})).await.0);
+    }
+    let jobs = "query($w: ID!, $after: String) { importJobs(workspaceId: $w, first: 2, after: $after) {
+        edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }";
+    let (ids, pages) = app.all_pages(jobs, json!({"w": workspace}), Some(&token), "importJobs", "id").await;
+    created.reverse();
+    assert_eq!((ids, pages), (created, 2), "newest first");
+}
+
 on_both_backends!(
+    lists_page_with_cursors,
     crm_rows_link_to_online_profiles_with_row_errors,
     enrichment_adds_traits_only_to_known_people,
     broken_uploads_resume_and_bad_requests_are_refused,

@@ -17,6 +17,7 @@ use crate::{
 use chrono::{DateTime, Utc};
 use kernel::{Page, PageRequest, ProfileId, WorkspaceId};
 use platform::TenantScope;
+use platform::paging::Order;
 use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -225,10 +226,7 @@ impl Profiles {
         let mut select =
             Sql::new(&format!("SELECT {SUGGESTION_COLUMNS} FROM merge_suggestions WHERE tenant_id = "));
         select.bind(scope.tenant_id().as_uuid()).push(" AND status = 'open'");
-        if let Some(after) = page.after {
-            select.push(" AND id > ").bind(after.position());
-        }
-        select.push(" ORDER BY id LIMIT ").bind((page.first + 1) as i64);
+        select.keyset("id", &page, Order::OldestFirst);
         let rows = select.fetch_all(&txn).await?;
         txn.commit().await?;
         let suggestions = rows.iter().map(suggestion).collect::<Result<Vec<_>>>()?;

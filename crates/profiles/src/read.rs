@@ -10,6 +10,7 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use kernel::{EventId, MergeId, Page, PageRequest, ProfileId, WorkspaceId};
+use platform::paging::Order;
 use platform::{Backend, TenantScope};
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Map, Value};
@@ -166,10 +167,7 @@ impl Profiles {
             let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
             sql.push(" AND p.search_text LIKE ").bind(format!("%{escaped}%")).push(" ESCAPE '\\'");
         }
-        if let Some(after) = page.after {
-            sql.push(" AND p.id > ").bind(after.position());
-        }
-        sql.push(" ORDER BY p.id LIMIT ").bind((page.first + 1) as i64);
+        sql.keyset("p.id", &page, Order::OldestFirst);
         let rows = sql.fetch_all(&txn).await?;
         txn.commit().await?;
         let rows = rows.iter().map(ProfileRow::from_row).collect::<Result<Vec<_>, _>>()?;
@@ -219,10 +217,7 @@ impl Profiles {
              FROM events WHERE tenant_id = ",
         );
         sql.bind(scope.tenant_id().as_uuid()).push(" AND profile_id = ").bind(row.id.as_uuid());
-        if let Some(after) = page.after {
-            sql.push(" AND id < ").bind(after.position());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ").bind((page.first + 1) as i64);
+        sql.keyset("id", &page, Order::NewestFirst);
         let rows = sql.fetch_all(&txn).await?;
         txn.commit().await?;
         let events = rows.iter().map(timeline_event).collect::<Result<Vec<_>>>()?;

@@ -2,6 +2,8 @@
 //! SQLite gets `?n`, which it reads the same way. Bulk paths (multi-row inserts, set-based
 //! updates) need raw SQL; simple reads still go through it to keep one style per module.
 
+use kernel::PageRequest;
+use platform::paging::Order;
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value, sea_query::ArrayType};
 
 #[derive(Debug, Default)]
@@ -54,6 +56,20 @@ impl Sql {
         self.text.push_str("[]))");
         self.lists.push(BoundList { range: start..self.text.len(), slot: self.values.len() - 1 });
         self
+    }
+
+    /// Appends the keyset page of [`platform::paging::keyset`] for raw statements: the rows
+    /// after the request's cursor in `order` of the id `column`, one more than asked so
+    /// [`kernel::Page::from_overfetched`] can tell whether a next page exists.
+    pub fn keyset(&mut self, column: &str, page: &PageRequest, order: Order) -> &mut Self {
+        let (after, direction) = match order {
+            Order::OldestFirst => (" > ", ""),
+            Order::NewestFirst => (" < ", " DESC"),
+        };
+        if let Some(cursor) = &page.after {
+            self.push(" AND ").push(column).push(after).bind(cursor.position());
+        }
+        self.push(" ORDER BY ").push(column).push(direction).push(" LIMIT ").bind((page.first + 1) as i64)
     }
 
     pub fn statement(self, backend: DbBackend) -> Statement {

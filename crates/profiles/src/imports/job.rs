@@ -8,6 +8,7 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use kernel::{ImportId, Page, PageRequest, WorkspaceId};
+use platform::paging::Order;
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::Value;
 use tenancy::{Actor, Permission};
@@ -270,10 +271,7 @@ impl Profiles {
         let txn = scope.begin(self.db()).await?;
         let mut select = Sql::new(&format!("SELECT {JOB_COLUMNS} FROM import_jobs WHERE tenant_id = "));
         select.bind(scope.tenant_id().as_uuid());
-        if let Some(after) = page.after {
-            select.push(" AND id < ").bind(after.position());
-        }
-        select.push(" ORDER BY id DESC LIMIT ").bind((page.first + 1) as i64);
+        select.keyset("id", &page, Order::NewestFirst);
         let rows = select.fetch_all(&txn).await?;
         txn.commit().await?;
         let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
