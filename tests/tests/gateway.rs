@@ -184,6 +184,10 @@ async fn rate_limits_per_ip_and_per_key(backend: Backend) {
     assert!((1..=2).contains(&retry));
     let body: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    // The import upload shares the client's quota, and a bad credential is no way around it.
+    let path = format!("/imports/{}/{}", uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let (status, body) = app.upload_import("not-a-token", &path, b"email\n".to_vec()).await;
+    assert_eq!((status, body["errors"][0]["extensions"]["code"].clone()), (429, json!("RATE_LIMITED")));
 
     let per_key = spawn_app_with(backend, |s| {
         s.rate_limits.per_principal_per_second = 0.5;

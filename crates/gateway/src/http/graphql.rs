@@ -32,24 +32,12 @@ pub(super) async fn execute(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let limits = &state.settings.rate_limits;
-    let client_ip = client_ip(&req, limits.trust_forwarded_for);
     // The credential is checked locally first (no I/O), so that one limiter round trip covers
     // both the client IP and the principal before any database or cache work.
     let credential = bearer(&req).map(|raw| state.tenancy.identify(raw)).transpose();
-    let ip_key = format!("ip:{client_ip}");
     let principal_key =
         credential.as_ref().ok().and_then(Option::as_ref).map(tenancy::Credential::rate_limit_key);
-    let mut quotas = vec![(
-        ip_key.as_str(),
-        RateQuota { per_second: limits.per_ip_per_second, burst: limits.per_ip_burst },
-    )];
-    if let Some(key) = &principal_key {
-        let quota =
-            RateQuota { per_second: limits.per_principal_per_second, burst: limits.per_principal_burst };
-        quotas.push((key.as_str(), quota));
-    }
-    if let Some(refused) = rate_limit(&state, &quotas).await {
+    if let Some(refused) = limit_client(&state, &req, principal_key.as_deref()).await {
         return refused;
     }
 
@@ -107,6 +95,27 @@ pub(super) async fn execute(
         .with_label_values(&[operation.as_str()])
         .observe(started.elapsed().as_secs_f64());
     HttpResponse::Ok().json(response)
+}
+
+/// Applies the per-IP quota and, for a request with a credential, the per-principal one, in
+/// one limiter round trip: what every staff and integration endpoint does first.
+pub(super) async fn limit_client(
+    state: &AppState,
+    req: &HttpRequest,
+    principal_key: Option<&str>,
+) -> Option<HttpResponse> {
+    let limits = &state.settings.rate_limits;
+    let ip_key = format!("ip:{}", client_ip(req, limits.trust_forwarded_for));
+    let mut quotas = vec![(
+        ip_key.as_str(),
+        RateQuota { per_second: limits.per_ip_per_second, burst: limits.per_ip_burst },
+    )];
+    if let Some(key) = principal_key {
+        let quota =
+            RateQuota { per_second: limits.per_principal_per_second, burst: limits.per_principal_burst };
+        quotas.push((key, quota));
+    }
+    rate_limit(state, &quotas).await
 }
 
 pub(super) async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -> Option<HttpResponse> {

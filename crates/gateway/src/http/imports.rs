@@ -7,7 +7,6 @@ use super::{AppState, graphql};
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use futures::StreamExt;
 use kernel::{ErrorCode, ImportId, WorkspaceId};
-use platform::RateQuota;
 use profiles::{ProfilesError, imports::ImportJob};
 use serde_json::json;
 
@@ -48,21 +47,20 @@ async fn upload(
     let (Ok(workspace), Ok(import)) = (path.0.parse::<WorkspaceId>(), path.1.parse::<ImportId>()) else {
         return refuse(ErrorCode::NotFound, "no such import");
     };
-    let Some(raw) = graphql::bearer(&req) else {
+    let credential = graphql::bearer(&req).map(|raw| state.tenancy.identify(raw));
+    let principal = credential.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.rate_limit_key());
+    if let Some(refused) = graphql::limit_client(&state, &req, principal.as_deref()).await {
+        return refused;
+    }
+    let Some(credential) = credential else {
         return refuse(
             ErrorCode::Unauthenticated,
             "an `Authorization: Bearer` token or secret key is required",
         );
     };
-    let Ok(credential) = state.tenancy.identify(raw) else {
+    let Ok(credential) = credential else {
         return refuse(ErrorCode::Unauthenticated, "the credential is invalid or expired");
     };
-    let limits = &state.settings.rate_limits;
-    let quota = RateQuota { per_second: limits.per_principal_per_second, burst: limits.per_principal_burst };
-    let principal = credential.rate_limit_key();
-    if let Some(refused) = graphql::rate_limit(&state, &[(principal.as_str(), quota)]).await {
-        return refused;
-    }
     let actor = match state.tenancy.authenticate(credential).await {
         Ok(actor) => actor,
         Err(error) if error.code() == ErrorCode::Internal => {
