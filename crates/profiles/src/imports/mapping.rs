@@ -9,8 +9,7 @@ use serde_json::{Map, Value, json};
 
 /// CRM records create and update profiles; enrichment only adds traits to profiles that
 /// already exist, keyed by one identifier, under its own source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportKind {
     Crm,
     Enrichment,
