@@ -5,8 +5,11 @@
 set -euo pipefail
 ADMIN=${PASSERELLE_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
-cargo build --release -q -p passerelle
-BIN=$CARGO_TARGET_DIR/release/passerelle
+# BIN=path runs a binary built elsewhere (an A/B comparison of two commits in one session).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p passerelle
+  BIN=$CARGO_TARGET_DIR/release/passerelle
+fi
 
 db=bench_${NAME}_$$
 work=$(mktemp -d)

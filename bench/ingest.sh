@@ -67,6 +67,12 @@ pending=$(sql "SELECT count(*) FROM events WHERE status = 'pending'")
 # CPU seconds (user + system) of every PostgreSQL process, to split the time between the
 # worker and the database.
 pg_cpu() { { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v hz="$(getconf CLK_TCK)" '$2 == "(postgres)" {t += $14 + $15} END {printf "%.1f", t / hz}'; }
+# WAL written and checkpoints during the processing, cluster-wide (nothing else runs here).
+wal_stats() { sql "SELECT w.wal_bytes || ' ' || w.wal_fpi || ' ' || (b.checkpoints_timed + b.checkpoints_req) FROM pg_stat_wal w, pg_stat_bgwriter b"; }
+read -r wal0 fpi0 ckpt0 <<<"$(wal_stats)"
+# STATEMENTS=1 lists the statements of step 3 by database time (needs pg_stat_statements in
+# shared_preload_libraries and the extension in the admin database).
+if [ -n "${STATEMENTS:-}" ]; then psql "$ADMIN" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null; fi
 cpu0=$(pg_cpu)
 p0=$(date +%s.%N)
 PASSERELLE_LOG=${WORKER_LOG:-warn} "$BIN" worker >"$work/worker.log" 2>&1 &
@@ -75,10 +81,15 @@ wait_until_processed $worker
 p1=$(date +%s.%N)
 worker_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$worker/stat")
 cpu1=$(pg_cpu)
+read -r wal1 fpi1 ckpt1 <<<"$(wal_stats)"
 kill $worker; wait $worker 2>/dev/null || true; worker=
 if [ -n "${KEEP_WORKER_LOG:-}" ]; then cp "$work/worker.log" "$KEEP_WORKER_LOG"; fi
 echo "processed $pending events in $(python3 -c "print(round($p1 - $p0, 1))") s: $(python3 -c "print(round($pending / ($p1 - $p0)))") events/s"
 echo "CPU: worker $worker_cpu s, PostgreSQL $(python3 -c "print(round($cpu1 - $cpu0, 1))") s"
+echo "WAL: $(python3 -c "print(round(($wal1 - $wal0) / $pending))") bytes and $(python3 -c "print(round(($fpi1 - $fpi0) / $pending, 2))") full-page images per event, $((ckpt1 - ckpt0)) checkpoints"
+if [ -n "${STATEMENTS:-}" ]; then
+  psql "$ADMIN" -qc "SELECT round(total_exec_time) AS ms, calls, rows, round((100 * (shared_blks_dirtied + shared_blks_written))::numeric / greatest(rows, 1), 1) AS dirtied_per_100_rows, round(wal_bytes / greatest(rows, 1)) AS wal_per_row, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = '$db') ORDER BY total_exec_time DESC LIMIT 12"
+fi
 echo "profiles: $(sql "SELECT count(*) FROM profiles WHERE merged_into IS NULL"), merges: $(sql "SELECT count(*) FROM profile_merges")"
 
 echo "== 4. delay from acceptance to processed under a steady $STEADY_EVENTS_PER_SECOND events/s (serve with its workers)"

@@ -12,6 +12,7 @@ mod m0002_profiles;
 mod m0003_merge_suggestions;
 mod m0004_imports;
 mod m0005_event_indexes;
+mod m0006_lean_indexes;
 
 pub use sea_orm_migration;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_merge_suggestions::Migration),
             Box::new(m0004_imports::Migration),
             Box::new(m0005_event_indexes::Migration),
+            Box::new(m0006_lean_indexes::Migration),
         ]
     }
 }
