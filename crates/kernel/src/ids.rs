@@ -104,6 +104,11 @@ id_type!(
     "import id"
 );
 id_type!(
+    /// An audience definition; its versions share the id.
+    SegmentId,
+    "segment id"
+);
+id_type!(
     /// The `tenant_id` column of every tenant table. It is the workspace id; the separate type
     /// marks the places where the value is used as an isolation key.
     TenantId,

@@ -11,7 +11,7 @@ pub use clock::{Clock, SystemClock};
 pub use error_code::ErrorCode;
 pub use ids::{
     AgencyId, ApiKeyId, AuditEntryId, AuditTargetId, EventId, IdParseError, IdentityId, ImportId,
-    MembershipId, MergeId, ProfileId, SessionId, TenantId, UserId, WorkspaceId,
+    MembershipId, MergeId, ProfileId, SegmentId, SessionId, TenantId, UserId, WorkspaceId,
 };
 pub use page::{Cursor, CursorError, Page, PageRequest};
 pub use retry::retry_after_seconds;

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod paging;
 pub mod rate_limit;
 pub mod settings;
+pub mod sql;
 pub mod telemetry;
 pub mod tenant;
 

@@ -25,10 +25,12 @@ pub mod rules;
 pub mod rules_preview;
 mod service;
 pub mod settings;
-mod sql;
 pub mod traits;
 mod unmerge;
 mod worker;
+
+/// Raw SQL for both backends lives in `platform`, shared with the crates that build on profiles.
+pub(crate) use platform::sql;
 
 pub use error::ProfilesError;
 pub use identity::{Identity, IdentityKind, NormalizationContext, PostalAddress};

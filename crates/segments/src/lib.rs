@@ -1,2 +1,11 @@
-//! Segments: the definition language, its compiler, batch and real-time evaluation,
-//! membership history and exports. Arrives with the segments issue.
+//! Segments: an audience defined once — as text for people ([`dsl`]) or JSON for machines
+//! ([`ast`]) — compiled to SQL for both backends ([`compile`]), evaluated into stored
+//! membership with its history, and previewed without saving.
+
+pub mod ast;
+pub mod compile;
+pub mod dsl;
+mod error;
+
+pub use ast::Condition;
+pub use error::{Result, SegmentsError};

@@ -3,11 +3,11 @@
 //! updates) need raw SQL; simple reads still go through it to keep one style per module.
 
 use kernel::PageRequest;
-use platform::paging::Order;
+use crate::paging::Order;
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value, sea_query::ArrayType};
 
 #[derive(Debug, Default)]
-pub(crate) struct Sql {
+pub struct Sql {
     text: String,
     values: Vec<Value>,
     /// Where each `IN` list sits in `text` and which parameter holds it: rendered for the
@@ -118,7 +118,7 @@ impl Sql {
 }
 
 /// A type whose values [`Sql::bind_list`] sends as one PostgreSQL array.
-pub(crate) trait ArrayElement: Into<Value> {
+pub trait ArrayElement: Into<Value> {
     const PG_TYPE: &'static str;
     const ARRAY_TYPE: ArrayType;
 }
@@ -142,7 +142,7 @@ fn null_of(array_type: &ArrayType) -> Value {
 }
 
 /// A JSON value bound as the backend stores JSON (`jsonb` on PostgreSQL, text on SQLite).
-pub(crate) fn json(value: &serde_json::Value) -> Value {
+pub fn json(value: &serde_json::Value) -> Value {
     Value::Json(Some(Box::new(value.clone())))
 }
 
