@@ -13,6 +13,7 @@ mod m0003_merge_suggestions;
 mod m0004_imports;
 mod m0005_event_indexes;
 mod m0006_lean_indexes;
+mod m0007_segments;
 
 pub use sea_orm_migration;
 
@@ -31,6 +32,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "suppressions",
     "merge_suggestions",
     "import_jobs",
+    "segments",
+    "segment_versions",
+    "segment_members",
+    "segment_changes",
 ];
 
 pub struct Migrator;
@@ -45,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_imports::Migration),
             Box::new(m0005_event_indexes::Migration),
             Box::new(m0006_lean_indexes::Migration),
+            Box::new(m0007_segments::Migration),
         ]
     }
 }
@@ -118,6 +124,7 @@ mod tests {
             super::m0002_profiles::TENANT_TABLES,
             super::m0003_merge_suggestions::TENANT_TABLES,
             super::m0004_imports::TENANT_TABLES,
+            super::m0007_segments::TENANT_TABLES,
         ]
         .concat();
         assert_eq!(steps, super::TENANT_TABLES);

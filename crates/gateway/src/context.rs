@@ -20,6 +20,7 @@ pub(crate) trait ContextExt {
     fn actor(&self) -> async_graphql::Result<&Actor>;
     fn tenancy(&self) -> &tenancy::Tenancy;
     fn profiles(&self) -> &profiles::Profiles;
+    fn segments(&self) -> &segments::Segments;
     /// The workspace an operation targets: the argument, else the header, else (for an API
     /// key) the key's own workspace.
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId>;
@@ -48,6 +49,10 @@ impl ContextExt for Context<'_> {
 
     fn profiles(&self) -> &profiles::Profiles {
         self.data_unchecked::<profiles::Profiles>()
+    }
+
+    fn segments(&self) -> &segments::Segments {
+        self.data_unchecked::<segments::Segments>()
     }
 
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId> {

@@ -45,6 +45,30 @@ impl IntoGraphqlError for profiles::ProfilesError {
     }
 }
 
+impl IntoGraphqlError for segments::SegmentsError {
+    fn into_graphql(self) -> async_graphql::Error {
+        match self {
+            segments::SegmentsError::Tenancy(inner) => inner.into_graphql(),
+            segments::SegmentsError::Profiles(inner) => inner.into_graphql(),
+            segments::SegmentsError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                coded(kernel::ErrorCode::Internal, "internal error")
+            }
+            segments::SegmentsError::Syntax { line, column, ref message } => {
+                let text = self.to_string();
+                let message = message.clone();
+                async_graphql::Error::new(text).extend_with(|_, e| {
+                    e.set("code", kernel::ErrorCode::BadUserInput.as_str());
+                    e.set("line", line as u64);
+                    e.set("column", column as u64);
+                    e.set("reason", message.as_str());
+                })
+            }
+            other => coded(other.code(), other.to_string()),
+        }
+    }
+}
+
 impl IntoGraphqlError for kernel::CursorError {
     fn into_graphql(self) -> async_graphql::Error {
         coded(ErrorCode::BadUserInput, self.to_string())

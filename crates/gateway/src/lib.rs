@@ -9,6 +9,7 @@ pub mod http;
 mod limits;
 mod profiles;
 mod schema;
+mod segments;
 mod tenancy;
 
 pub use context::RequestContext;

@@ -1,6 +1,7 @@
 use crate::{
     limits::QueryGuard,
     profiles::{ImportsMutation, ImportsQuery, ProfilesMutation, ProfilesQuery},
+    segments::{SegmentsMutation, SegmentsQuery},
     tenancy::{TenancyMutation, TenancyQuery},
 };
 use async_graphql::{EmptySubscription, MergedObject, Schema};
@@ -8,10 +9,10 @@ use platform::settings::Limits;
 
 /// One merged object per domain (DESIGN §2); later domains add theirs here.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(TenancyQuery, ProfilesQuery, ImportsQuery);
+pub struct QueryRoot(TenancyQuery, ProfilesQuery, ImportsQuery, SegmentsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(TenancyMutation, ProfilesMutation, ImportsMutation);
+pub struct MutationRoot(TenancyMutation, ProfilesMutation, ImportsMutation, SegmentsMutation);
 
 pub type PasserelleSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -22,6 +23,7 @@ pub fn build_schema(
     introspection: bool,
     tenancy: tenancy::Tenancy,
     profiles: profiles::Profiles,
+    segments: segments::Segments,
 ) -> PasserelleSchema {
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .limit_depth(limits.query_depth)
@@ -29,7 +31,8 @@ pub fn build_schema(
         .limit_recursive_depth(64)
         .extension(QueryGuard { max_aliases: limits.query_aliases, introspection })
         .data(tenancy)
-        .data(profiles);
+        .data(profiles)
+        .data(segments);
     if !introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

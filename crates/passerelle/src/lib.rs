@@ -6,6 +6,7 @@ use gateway::{AppState, GatewaySettings};
 use migrations::{Migrator, sea_orm_migration::MigratorTrait};
 use platform::{Backend, Cache, Db, RateLimiter, Settings, metrics::Metrics};
 use profiles::Profiles;
+use segments::Segments;
 use std::{net::SocketAddr, sync::Arc};
 use tenancy::{JwtKeys, Tenancy};
 
@@ -47,6 +48,7 @@ pub struct Services {
     pub cache: Cache,
     pub tenancy: Tenancy,
     pub profiles: Profiles,
+    pub segments: Segments,
 }
 
 impl Services {
@@ -74,7 +76,8 @@ impl Services {
             Tenancy::new(db.clone(), cache.clone(), auth.clone(), keys, Arc::new(kernel::SystemClock))
                 .map_err(|e| anyhow::anyhow!("tenancy: {e}"))?;
         let profiles = Profiles::new(db.clone(), tenancy.clone(), Arc::new(kernel::SystemClock));
-        Ok(Self { db, cache, tenancy, profiles })
+        let segments = Segments::new(db.clone(), tenancy.clone(), Arc::new(kernel::SystemClock));
+        Ok(Self { db, cache, tenancy, profiles, segments })
     }
 }
 
@@ -110,6 +113,7 @@ impl Application {
             settings.introspection,
             services.tenancy.clone(),
             services.profiles.clone(),
+            services.segments.clone(),
         );
         let state = AppState {
             schema,

@@ -2,8 +2,8 @@
 //! SQLite gets `?n`, which it reads the same way. Bulk paths (multi-row inserts, set-based
 //! updates) need raw SQL; simple reads still go through it to keep one style per module.
 
-use kernel::PageRequest;
 use crate::paging::Order;
+use kernel::PageRequest;
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value, sea_query::ArrayType};
 
 #[derive(Debug, Default)]

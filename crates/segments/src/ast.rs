@@ -99,18 +99,8 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 10] = [
-        Op::Eq,
-        Op::Ne,
-        Op::Lt,
-        Op::Lte,
-        Op::Gt,
-        Op::Gte,
-        Op::In,
-        Op::Contains,
-        Op::StartsWith,
-        Op::Exists,
-    ];
+    pub const ALL: [Op; 10] =
+        [Op::Eq, Op::Ne, Op::Lt, Op::Lte, Op::Gt, Op::Gte, Op::In, Op::Contains, Op::StartsWith, Op::Exists];
 
     /// How the text form writes it.
     pub fn symbol(self) -> &'static str {
@@ -191,7 +181,9 @@ pub enum Value {
     Number(f64),
     Text(String),
     /// A moment relative to the evaluation: `30 days ago`.
-    Ago { ago: Window },
+    Ago {
+        ago: Window,
+    },
     List(Vec<Value>),
 }
 
@@ -323,8 +315,9 @@ pub struct SequenceStep {
 impl Condition {
     /// Reads the JSON form, then checks it as [`Condition::validate`] does.
     pub fn from_json(json: &str) -> Result<Self> {
-        let condition: Condition = serde_json::from_str(json)
-            .map_err(|e| SegmentsError::invalid(format!("the definition is not valid JSON for a segment: {e}")))?;
+        let condition: Condition = serde_json::from_str(json).map_err(|e| {
+            SegmentsError::invalid(format!("the definition is not valid JSON for a segment: {e}"))
+        })?;
         condition.validate()?;
         Ok(condition)
     }
@@ -338,7 +331,11 @@ impl Condition {
     pub fn normalized(self) -> Condition {
         match self {
             Condition::And { conditions } | Condition::Or { conditions } if conditions.len() == 1 => {
-                conditions.into_iter().next().map(Condition::normalized).unwrap_or(Condition::And { conditions: Vec::new() })
+                conditions
+                    .into_iter()
+                    .next()
+                    .map(Condition::normalized)
+                    .unwrap_or(Condition::And { conditions: Vec::new() })
             }
             Condition::And { conditions } => {
                 Condition::And { conditions: conditions.into_iter().map(Condition::normalized).collect() }
@@ -400,10 +397,14 @@ impl Condition {
     fn validate_at(&self, depth: usize, count: &mut usize) -> Result<()> {
         *count += 1;
         if depth > MAX_DEPTH {
-            return Err(SegmentsError::invalid(format!("the definition nests deeper than {MAX_DEPTH} levels")));
+            return Err(SegmentsError::invalid(format!(
+                "the definition nests deeper than {MAX_DEPTH} levels"
+            )));
         }
         if *count > MAX_CONDITIONS {
-            return Err(SegmentsError::invalid(format!("the definition has more than {MAX_CONDITIONS} conditions")));
+            return Err(SegmentsError::invalid(format!(
+                "the definition has more than {MAX_CONDITIONS} conditions"
+            )));
         }
         match self {
             Condition::And { conditions } | Condition::Or { conditions } => {
@@ -507,7 +508,9 @@ fn check_filters(filters: &[PropertyFilter]) -> Result<()> {
 
 fn check_measure(measure: &Measure) -> Result<()> {
     match (measure.aggregate, &measure.property) {
-        (Aggregate::Count, Some(_)) => return Err(SegmentsError::invalid("`count` counts events: it takes no property")),
+        (Aggregate::Count, Some(_)) => {
+            return Err(SegmentsError::invalid("`count` counts events: it takes no property"));
+        }
         (Aggregate::Count, None) => {}
         (_, None) => {
             return Err(SegmentsError::invalid(format!(
@@ -545,12 +548,15 @@ fn check_comparison(op: Op, value: Option<&Value>, kind: Option<ValueKind>) -> R
             }
         }
         (Op::In, Some(_)) => {
-            return Err(SegmentsError::invalid("`in` takes a list of values in parentheses: in (\"a\", \"b\")"));
+            return Err(SegmentsError::invalid(
+                "`in` takes a list of values in parentheses: in (\"a\", \"b\")",
+            ));
         }
         (_, Some(Value::List(_))) => {
             return Err(SegmentsError::invalid(format!("`{symbol}` compares with one value, not a list")));
         }
-        (Op::Contains | Op::StartsWith, Some(Value::Text(_))) if kind.is_none_or(|k| k == ValueKind::Text) => {}
+        (Op::Contains | Op::StartsWith, Some(Value::Text(_)))
+            if kind.is_none_or(|k| k == ValueKind::Text) => {}
         (Op::Contains | Op::StartsWith, Some(_)) => {
             return Err(SegmentsError::invalid(format!("`{symbol}` looks for a text")));
         }
@@ -577,15 +583,19 @@ fn check_scalar(value: &Value, kind: Option<ValueKind>) -> Result<()> {
         Value::Number(_) if kind.is_some_and(|k| k != ValueKind::Number) => {
             Err(SegmentsError::invalid("this computed trait does not hold a number"))
         }
-        Value::Text(text) if kind == Some(ValueKind::Number) => {
-            Err(SegmentsError::invalid(format!("this computed trait holds a number, not the text \"{text}\"")))
-        }
-        Value::Text(text) if kind == Some(ValueKind::Time) && crate::compile::parse_moment(text).is_none() => {
+        Value::Text(text) if kind == Some(ValueKind::Number) => Err(SegmentsError::invalid(format!(
+            "this computed trait holds a number, not the text \"{text}\""
+        ))),
+        Value::Text(text)
+            if kind == Some(ValueKind::Time) && crate::compile::parse_moment(text).is_none() =>
+        {
             Err(SegmentsError::invalid(format!(
                 "\"{text}\" is not a date: write it as 2026-01-31 or 2026-01-31T12:00:00Z"
             )))
         }
-        Value::Bool(_) if kind.is_some() => Err(SegmentsError::invalid("computed traits are not true or false")),
+        Value::Bool(_) if kind.is_some() => {
+            Err(SegmentsError::invalid("computed traits are not true or false"))
+        }
         Value::List(_) => Err(SegmentsError::invalid("lists do not nest")),
         _ => Ok(()),
     }

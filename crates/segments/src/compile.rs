@@ -77,7 +77,14 @@ impl Compiler<'_> {
                 let mut keys: Vec<&str> = name.split('.').collect();
                 // A trait's stored entry is {value, source, at}; a dotted name reads inside it.
                 keys.insert(1, "value");
-                self.leaf(sql, |this, sql| this.json_comparison(sql, &JsonAt { column: "p.traits".to_owned(), keys }, *op, value.as_ref()))?;
+                self.leaf(sql, |this, sql| {
+                    this.json_comparison(
+                        sql,
+                        &JsonAt { column: "p.traits".to_owned(), keys },
+                        *op,
+                        value.as_ref(),
+                    )
+                })?;
             }
             Condition::Computed { name, op, value } => {
                 self.leaf(sql, |this, sql| this.computed(sql, *name, *op, value.as_ref()))?;
@@ -98,7 +105,9 @@ impl Compiler<'_> {
                     sql.push(" AND ");
                     self.within_of_first(sql, &alias, *within);
                 }
-                sql.push(" WHERE e0.tenant_id = ").bind(self.context.tenant).push(" AND e0.profile_id IS NOT NULL AND e0.name = ");
+                sql.push(" WHERE e0.tenant_id = ")
+                    .bind(self.context.tenant)
+                    .push(" AND e0.profile_id IS NOT NULL AND e0.name = ");
                 sql.bind(steps[0].name.clone());
                 self.filters(sql, "e0", &steps[0].filters)?;
                 sql.push(")");
@@ -114,7 +123,8 @@ impl Compiler<'_> {
                 // The channel's own latest record, else the purpose's latest record for every
                 // channel (`*`), as `profiles::consent::decide` reads the history.
                 sql.push("COALESCE(");
-                let channels: Vec<&str> = if channel == "*" { vec!["*"] } else { vec![channel.as_str(), "*"] };
+                let channels: Vec<&str> =
+                    if channel == "*" { vec!["*"] } else { vec![channel.as_str(), "*"] };
                 for ch in channels {
                     sql.push("(SELECT c.granted FROM consents c WHERE c.tenant_id = p.tenant_id AND c.profile_id = p.id AND c.purpose = ")
                         .bind(purpose.clone())
@@ -135,7 +145,9 @@ impl Compiler<'_> {
                 if self.postgres() {
                     sql.push("p.devices @> jsonb_build_array(").bind(device.clone()).push("::text)");
                 } else {
-                    sql.push("EXISTS (SELECT 1 FROM json_each(p.devices) d WHERE d.value = ").bind(device.clone()).push(")");
+                    sql.push("EXISTS (SELECT 1 FROM json_each(p.devices) d WHERE d.value = ")
+                        .bind(device.clone())
+                        .push(")");
                 }
             }
             Condition::Segment { id } => {
@@ -165,7 +177,13 @@ impl Compiler<'_> {
         Ok(())
     }
 
-    fn json_comparison(&mut self, sql: &mut Sql, at: &JsonAt<'_>, op: Op, value: Option<&Value>) -> Result<()> {
+    fn json_comparison(
+        &mut self,
+        sql: &mut Sql,
+        at: &JsonAt<'_>,
+        op: Op,
+        value: Option<&Value>,
+    ) -> Result<()> {
         let missing = || SegmentsError::invalid(format!("`{}` needs a value", op.symbol()));
         match (op, value) {
             (Op::Exists, _) => {
@@ -236,7 +254,10 @@ impl Compiler<'_> {
                 let moment = self.context.now - ago.duration();
                 self.json_text(sql, at);
                 self.collate(sql, op);
-                sql.push(" ").push(sql_op(op)).push(" ").bind(moment.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                sql.push(" ")
+                    .push(sql_op(op))
+                    .push(" ")
+                    .bind(moment.format("%Y-%m-%dT%H:%M:%SZ").to_string());
             }
             (_, Some(Value::List(_))) | (_, None) => return Err(missing()),
         }
@@ -316,7 +337,8 @@ impl Compiler<'_> {
             ComputedTrait::Revenue => "p.revenue",
             ComputedTrait::FirstChannel => "p.first_channel",
         };
-        let invalid = || SegmentsError::invalid(format!("`{}` cannot compare {} that way", op.symbol(), name.as_str()));
+        let invalid =
+            || SegmentsError::invalid(format!("`{}` cannot compare {} that way", op.symbol(), name.as_str()));
         match (op, value) {
             (Op::Exists, _) => {
                 sql.push(column).push(" IS NOT NULL");
@@ -337,13 +359,20 @@ impl Compiler<'_> {
                 if self.postgres() {
                     sql.push("starts_with(").push(column).push(", ").bind(prefix.clone()).push(")");
                 } else {
-                    sql.push("substr(").push(column).push(", 1, length(").bind(prefix.clone()).push(")) = ").bind(prefix.clone());
+                    sql.push("substr(")
+                        .push(column)
+                        .push(", 1, length(")
+                        .bind(prefix.clone())
+                        .push(")) = ")
+                        .bind(prefix.clone());
                 }
             }
             (_, Some(Value::Ago { ago })) => {
                 sql.push(column).push(" ").push(sql_op(op)).push(" ").bind(self.context.now - ago.duration());
             }
-            (_, Some(Value::Text(text))) if matches!(name, ComputedTrait::FirstSeen | ComputedTrait::LastSeen) => {
+            (_, Some(Value::Text(text)))
+                if matches!(name, ComputedTrait::FirstSeen | ComputedTrait::LastSeen) =>
+            {
                 let moment = parse_moment(text).ok_or_else(invalid)?;
                 sql.push(column).push(" ").push(sql_op(op)).push(" ").bind(moment);
             }

@@ -1,11 +1,18 @@
 //! Segments: an audience defined once — as text for people ([`dsl`]) or JSON for machines
 //! ([`ast`]) — compiled to SQL for both backends ([`compile`]), evaluated into stored
-//! membership with its history, and previewed without saving.
+//! membership with its history ([`membership`]), and previewed without saving.
 
 pub mod ast;
 pub mod compile;
 pub mod dsl;
 mod error;
+pub mod membership;
+mod service;
 
 pub use ast::Condition;
 pub use error::{Result, SegmentsError};
+pub use membership::Evaluation;
+pub use service::{
+    DefinitionInput, MAX_SAMPLE, Membership, MembershipChange, NewSegment, Preview, Segment, SegmentChanges,
+    SegmentVersion, Segments,
+};

@@ -8,4 +8,5 @@ mod query;
 
 pub use imports::{ImportsMutation, ImportsQuery};
 pub use mutation::ProfilesMutation;
+pub(crate) use objects::Profile;
 pub use query::ProfilesQuery;

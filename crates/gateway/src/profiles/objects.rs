@@ -42,6 +42,19 @@ impl Profile {
             .collect()
     }
 
+    /// The segments this person is in now, and since when.
+    async fn segments(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<crate::segments::SegmentMembership>> {
+        let workspace = self.0.workspace_id;
+        let found = ctx.segments().profile_segments(ctx.actor()?, workspace, self.0.id).await.gql()?;
+        Ok(found
+            .into_iter()
+            .map(|membership| crate::segments::SegmentMembership { workspace, membership })
+            .collect())
+    }
+
     async fn first_seen_at(&self) -> Option<DateTime<Utc>> {
         self.0.first_seen_at
     }

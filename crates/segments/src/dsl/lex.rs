@@ -66,14 +66,22 @@ pub(crate) fn tokens(text: &str) -> Result<Vec<Spanned>> {
             column += 1;
             loop {
                 let Some(&c) = chars.get(i) else {
-                    return Err(error(start_line, start_column, "this text has no closing quote (\")".into()));
+                    return Err(error(
+                        start_line,
+                        start_column,
+                        "this text has no closing quote (\")".into(),
+                    ));
                 };
                 i += 1;
                 column += 1;
                 match c {
                     '"' => break,
                     '\n' => {
-                        return Err(error(start_line, start_column, "a text must end on the line it starts".into()));
+                        return Err(error(
+                            start_line,
+                            start_column,
+                            "a text must end on the line it starts".into(),
+                        ));
                     }
                     '\\' => {
                         let escaped = chars.get(i).copied();
@@ -117,7 +125,9 @@ pub(crate) fn tokens(text: &str) -> Result<Vec<Spanned>> {
             }
             column += i - start;
             Token::Word(chars[start..i].iter().collect())
-        } else if let Some(symbol) = SYMBOLS.iter().find(|s| s.chars().enumerate().all(|(k, sc)| chars.get(i + k) == Some(&sc))) {
+        } else if let Some(symbol) =
+            SYMBOLS.iter().find(|s| s.chars().enumerate().all(|(k, sc)| chars.get(i + k) == Some(&sc)))
+        {
             i += symbol.len();
             column += symbol.len();
             Token::Symbol(symbol)

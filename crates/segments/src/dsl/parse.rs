@@ -3,8 +3,8 @@
 
 use super::lex::{Spanned, Token, tokens};
 use crate::ast::{
-    Aggregate, ComputedTrait, Condition, MAX_DEPTH, MAX_LIST_VALUES, Measure, Op, PropertyFilter, SequenceStep,
-    TimeUnit, Value, Window,
+    Aggregate, ComputedTrait, Condition, MAX_DEPTH, MAX_LIST_VALUES, Measure, Op, PropertyFilter,
+    SequenceStep, TimeUnit, Value, Window,
 };
 use crate::error::{Result, SegmentsError};
 use kernel::SegmentId;
@@ -23,7 +23,9 @@ pub fn parse(text: &str) -> Result<Condition> {
     let condition = parser.expression()?;
     if parser.peek() != &Token::End {
         let found = parser.peek().describe();
-        return Err(parser.error(&format!("expected `and`, `or` or the end of the definition, found {found}")));
+        return Err(
+            parser.error(&format!("expected `and`, `or` or the end of the definition, found {found}"))
+        );
     }
     condition.validate()?;
     Ok(condition)
@@ -274,7 +276,10 @@ impl Parser {
         let property = if aggregate == Aggregate::Count {
             None
         } else {
-            self.expect_symbol("(", &format!("after `{}` ({}(revenue) >= 100)", aggregate.as_str(), aggregate.as_str()))?;
+            self.expect_symbol(
+                "(",
+                &format!("after `{}` ({}(revenue) >= 100)", aggregate.as_str(), aggregate.as_str()),
+            )?;
             let property = self.name("the property to add up")?;
             self.expect_symbol(")", "after the property")?;
             Some(property)
@@ -285,7 +290,10 @@ impl Parser {
         }
         let Token::Number(value) = self.peek().clone() else {
             let found = self.peek().describe();
-            return Err(self.error(&format!("expected a number to compare the {} with, found {found}", aggregate.as_str())));
+            return Err(self.error(&format!(
+                "expected a number to compare the {} with, found {found}",
+                aggregate.as_str()
+            )));
         };
         self.next();
         Ok(Some(Measure { aggregate, property, op, value }))

@@ -194,8 +194,20 @@ fn write_text(out: &mut String, text: &str) {
 
 /// Words that read as part of the language are quoted when used as names, for the reader's sake.
 const KEYWORDS: [&str; 14] = [
-    "and", "or", "not", "in", "contains", "starts_with", "exists", "true", "false", "where", "then", "within",
-    "ago", "trait",
+    "and",
+    "or",
+    "not",
+    "in",
+    "contains",
+    "starts_with",
+    "exists",
+    "true",
+    "false",
+    "where",
+    "then",
+    "within",
+    "ago",
+    "trait",
 ];
 
 fn write_name(out: &mut String, name: &str) {

@@ -1,6 +1,8 @@
 use super::{parse, print};
 use crate::SegmentsError;
-use crate::ast::{Aggregate, ComputedTrait, Condition, Measure, Op, PropertyFilter, SequenceStep, TimeUnit, Value, Window};
+use crate::ast::{
+    Aggregate, ComputedTrait, Condition, Measure, Op, PropertyFilter, SequenceStep, TimeUnit, Value, Window,
+};
 
 /// Every form the language has, in its canonical printing.
 const CANONICAL: &[&str] = &[
@@ -75,7 +77,11 @@ fn the_text_reads_as_intended() {
         conditions: vec![
             Condition::And {
                 conditions: vec![
-                    Condition::Trait { name: "country".into(), op: Op::Eq, value: Some(Value::Text("FR".into())) },
+                    Condition::Trait {
+                        name: "country".into(),
+                        op: Op::Eq,
+                        value: Some(Value::Text("FR".into())),
+                    },
                     Condition::Not {
                         condition: Box::new(Condition::Event {
                             name: "Order Completed".into(),
@@ -84,7 +90,12 @@ fn the_text_reads_as_intended() {
                                 op: Op::Gt,
                                 value: Some(Value::Number(50.0)),
                             }],
-                            measure: Some(Measure { aggregate: Aggregate::Count, property: None, op: Op::Gte, value: 2.0 }),
+                            measure: Some(Measure {
+                                aggregate: Aggregate::Count,
+                                property: None,
+                                op: Op::Gte,
+                                value: 2.0,
+                            }),
                             within: Some(Window { amount: 30, unit: TimeUnit::Days }),
                         }),
                     },
@@ -193,5 +204,8 @@ fn hostile_input_is_bounded() {
         json = serde_json::json!({"type": "not", "condition": json});
     }
     assert!(Condition::from_json(&json.to_string()).expect_err("too deep").to_string().contains("deeper"));
-    assert!(Condition::from_json(r#"{"type": "trait", "name": "a", "op": "eq", "value": 1, "extra": 2}"#).is_err());
+    assert!(
+        Condition::from_json(r#"{"type": "trait", "name": "a", "op": "eq", "value": 1, "extra": 2}"#)
+            .is_err()
+    );
 }
