@@ -14,6 +14,7 @@ mod m0004_imports;
 mod m0005_event_indexes;
 mod m0006_lean_indexes;
 mod m0007_segments;
+mod m0008_profile_changes;
 
 pub use sea_orm_migration;
 
@@ -36,6 +37,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "segment_versions",
     "segment_members",
     "segment_changes",
+    "profile_changes",
 ];
 
 pub struct Migrator;
@@ -51,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_event_indexes::Migration),
             Box::new(m0006_lean_indexes::Migration),
             Box::new(m0007_segments::Migration),
+            Box::new(m0008_profile_changes::Migration),
         ]
     }
 }
@@ -125,6 +128,7 @@ mod tests {
             super::m0003_merge_suggestions::TENANT_TABLES,
             super::m0004_imports::TENANT_TABLES,
             super::m0007_segments::TENANT_TABLES,
+            super::m0008_profile_changes::TENANT_TABLES,
         ]
         .concat();
         assert_eq!(steps, super::TENANT_TABLES);

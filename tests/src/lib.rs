@@ -54,6 +54,8 @@ pub struct TestApp {
     /// The running app's profiles service: tests call [`TestApp::process_events`] to wait for
     /// the ingestion worker deterministically.
     pub profiles: profiles::Profiles,
+    /// The running app's segments service, for deterministic rounds of its real-time worker.
+    pub segments: segments::Segments,
     _data_dir: TempDir,
 }
 
@@ -153,7 +155,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     }
     configure(&mut settings);
     let app = Application::build(settings.clone()).await.expect("the application builds");
-    let (addr, tenancy, profiles) = app.spawn();
+    let (addr, services) = app.spawn();
+    let passerelle::Services { tenancy, profiles, segments, .. } = services;
     TestApp {
         addr,
         backend,
@@ -162,6 +165,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         jwt_spec,
         tenancy,
         profiles,
+        segments,
         _data_dir: TempDir(data_dir),
     }
 }
@@ -361,6 +365,13 @@ impl TestApp {
     /// worker's graph lock when it is mid-chunk.
     pub async fn process_events(&self) {
         self.profiles.process_queued(true, 4).await.unwrap();
+    }
+
+    /// Processes pending events, then applies the profiles' change feed to segments, as the
+    /// background workers do.
+    pub async fn process_events_and_segments(&self) {
+        self.process_events().await;
+        self.segments.apply_changes().await.unwrap();
     }
 
     /// A workspace with a write key: `(owner token, workspace id, write key)`.

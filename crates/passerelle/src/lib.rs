@@ -13,8 +13,7 @@ use tenancy::{JwtKeys, Tenancy};
 pub struct Application {
     addr: SocketAddr,
     server: actix_web::dev::Server,
-    tenancy: Tenancy,
-    profiles: Profiles,
+    services: Services,
     workers: Option<Workers>,
 }
 
@@ -26,10 +25,13 @@ pub struct Workers {
 
 impl Workers {
     /// Starts the background workers on the current runtime.
-    pub fn start(profiles: &Profiles, settings: &Settings) -> Self {
+    pub fn start(services: &Services, settings: &Settings) -> Self {
         let (shutdown, receiver) = tokio::sync::watch::channel(false);
-        let ingestion = profiles.clone().run_ingestion_worker(settings.ingest_concurrency, receiver);
-        let handles = vec![tokio::spawn(ingestion)];
+        let ingestion =
+            services.profiles.clone().run_ingestion_worker(settings.ingest_concurrency, receiver.clone());
+        let refresh = std::time::Duration::from_secs(settings.segment_refresh_seconds);
+        let segments = services.segments.clone().run_worker(refresh, receiver);
+        let handles = vec![tokio::spawn(ingestion), tokio::spawn(segments)];
         Self { shutdown, handles }
     }
 
@@ -76,7 +78,8 @@ impl Services {
             Tenancy::new(db.clone(), cache.clone(), auth.clone(), keys, Arc::new(kernel::SystemClock))
                 .map_err(|e| anyhow::anyhow!("tenancy: {e}"))?;
         let profiles = Profiles::new(db.clone(), tenancy.clone(), Arc::new(kernel::SystemClock));
-        let segments = Segments::new(db.clone(), tenancy.clone(), Arc::new(kernel::SystemClock));
+        let segments =
+            Segments::new(db.clone(), tenancy.clone(), profiles.clone(), Arc::new(kernel::SystemClock));
         Ok(Self { db, cache, tenancy, profiles, segments })
     }
 }
@@ -134,8 +137,8 @@ impl Application {
         let addr = listener.local_addr()?;
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let server = gateway::build_server(state, listener, workers)?;
-        let workers = settings.workers.then(|| Workers::start(&services.profiles, &settings));
-        Ok(Self { addr, server, tenancy: services.tenancy, profiles: services.profiles, workers })
+        let workers = settings.workers.then(|| Workers::start(&services, &settings));
+        Ok(Self { addr, server, services, workers })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -153,11 +156,11 @@ impl Application {
 
     /// Runs the server (and workers, when enabled) on the current runtime and returns at
     /// once (tests).
-    pub fn spawn(self) -> (SocketAddr, Tenancy, Profiles) {
+    pub fn spawn(self) -> (SocketAddr, Services) {
         tokio::spawn(self.server);
         // Dropping the handles detaches the worker tasks; they stop with the runtime.
         drop(self.workers.map(|w| w.handles));
-        (self.addr, self.tenancy, self.profiles)
+        (self.addr, self.services)
     }
 }
 

@@ -113,7 +113,7 @@ async fn run(command: Option<Command>, mut settings: Settings) -> anyhow::Result
         }
         Command::Worker => {
             let services = Services::connect(&settings).await?;
-            let workers = passerelle::Workers::start(&services.profiles, &settings);
+            let workers = passerelle::Workers::start(&services, &settings);
             tracing::info!("passerelle workers are running");
             println!("Passerelle workers are running");
             shutdown_signal().await;

@@ -28,6 +28,10 @@ pub struct Settings {
     /// workspace's events are processed in order, one chunk at a time; several workspaces
     /// use several cores, and a workspace with a large backlog does not hold up the others.
     pub ingest_concurrency: usize,
+    /// How often segments whose definition depends on the time (a window, a date relative to
+    /// now) are evaluated in full, so people leave them when a window slides past their
+    /// last event, without a new event.
+    pub segment_refresh_seconds: u64,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -99,6 +103,7 @@ impl Default for Settings {
             log_format: LogFormat::Json,
             workers: true,
             ingest_concurrency: 4,
+            segment_refresh_seconds: 60,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -252,6 +257,9 @@ impl Settings {
         if let Some(v) = non_empty("PASSERELLE_INGEST_CONCURRENCY") {
             self.ingest_concurrency = parse("PASSERELLE_INGEST_CONCURRENCY", v)?;
         }
+        if let Some(v) = non_empty("PASSERELLE_SEGMENT_REFRESH_SECONDS") {
+            self.segment_refresh_seconds = parse("PASSERELLE_SEGMENT_REFRESH_SECONDS", v)?;
+        }
         if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
             self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;
         }
@@ -277,6 +285,9 @@ impl Settings {
         }
         if !(1..=64).contains(&self.ingest_concurrency) {
             return bad("ingest concurrency must be between 1 and 64 workspaces");
+        }
+        if !(1..=86_400).contains(&self.segment_refresh_seconds) {
+            return bad("the segment refresh interval must be between 1 second and 1 day");
         }
         if self.limits.body_bytes < 1024 {
             return bad("max body size must be at least 1024 bytes");
@@ -339,5 +350,10 @@ mod tests {
         assert!(s.validate().unwrap_err().to_string().contains("ingest concurrency"));
         let err = s.apply_env(|k| (k == "PASSERELLE_INGEST_CONCURRENCY").then(|| "many".into())).unwrap_err();
         assert!(err.to_string().contains("PASSERELLE_INGEST_CONCURRENCY"));
+        let mut s = Settings::default();
+        s.apply_env(|k| (k == "PASSERELLE_SEGMENT_REFRESH_SECONDS").then(|| "5".into())).unwrap();
+        assert_eq!(s.segment_refresh_seconds, 5);
+        s.segment_refresh_seconds = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("segment refresh"));
     }
 }

@@ -99,6 +99,7 @@ impl Profiles {
             .bind(now)
             .push(")");
         insert.execute(&graph.txn).await?;
+        crate::changes::record(&graph.txn, scope.tenant_id().as_uuid(), &[row.id.as_uuid()], now).await?;
         graph.commit().await?;
         Ok(Consent { purpose, channel, granted: input.granted, source, recorded_at: now })
     }

@@ -169,7 +169,10 @@ pub(crate) async fn save<C: ConnectionTrait>(
         );
         sql.execute(conn).await?;
     }
-    Ok(())
+    // Every saved row is a changed profile (merged ones included: they leave their segments).
+    let changed: Vec<Uuid> = rows.iter().map(|row| row.id.as_uuid()).collect();
+    let now = rows.iter().map(|row| row.updated_at).max().unwrap_or_else(chrono::Utc::now);
+    crate::changes::record(conn, tenant, &changed, now).await
 }
 
 /// `INSERT INTO profiles … VALUES` with one tuple per row.

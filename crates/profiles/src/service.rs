@@ -20,6 +20,8 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     /// Wakes the in-process ingestion worker as soon as events are committed.
     pub work_ready: Notify,
+    /// Wakes in-process consumers of the change feed once a graph transaction commits.
+    pub changes_ready: Notify,
     /// SQLite has one writer; graph changes in this process take turns here so a transaction
     /// never has to upgrade from reader to writer behind another one's back.
     pub sqlite_graph: Mutex<()>,
@@ -33,9 +35,16 @@ impl Profiles {
                 tenancy,
                 clock,
                 work_ready: Notify::new(),
+                changes_ready: Notify::new(),
                 sqlite_graph: Mutex::new(()),
             }),
         }
+    }
+
+    /// Notified after a transaction that may have changed profiles commits: real-time
+    /// consumers of [`crate::changes`] wait on it (and poll, for other replicas' changes).
+    pub fn changes_ready(&self) -> &Notify {
+        &self.inner.changes_ready
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -65,18 +74,20 @@ impl Profiles {
             lock.bind(advisory_key(scope)).push(")");
             lock.fetch_one(&txn).await?;
         }
-        Ok(GraphTransaction { txn, _guard: guard })
+        Ok(GraphTransaction { txn, changes_ready: &self.inner.changes_ready, _guard: guard })
     }
 }
 
 pub(crate) struct GraphTransaction<'a> {
     pub txn: DatabaseTransaction,
+    changes_ready: &'a Notify,
     _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 impl GraphTransaction<'_> {
     pub async fn commit(self) -> Result<()> {
         self.txn.commit().await?;
+        self.changes_ready.notify_one();
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ pub mod compile;
 pub mod dsl;
 mod error;
 pub mod membership;
+mod realtime;
 mod service;
 
 pub use ast::Condition;

@@ -114,16 +114,25 @@ pub struct Segments {
 struct Inner {
     db: Db,
     tenancy: Tenancy,
+    profiles: profiles::Profiles,
     clock: Arc<dyn Clock>,
 }
 
 impl Segments {
-    pub fn new(db: Db, tenancy: Tenancy, clock: Arc<dyn Clock>) -> Self {
-        Self { inner: Arc::new(Inner { db, tenancy, clock }) }
+    pub fn new(db: Db, tenancy: Tenancy, profiles: profiles::Profiles, clock: Arc<dyn Clock>) -> Self {
+        Self { inner: Arc::new(Inner { db, tenancy, profiles, clock }) }
     }
 
     pub(crate) fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub(crate) fn tenancy(&self) -> &Tenancy {
+        &self.inner.tenancy
+    }
+
+    pub(crate) fn profiles(&self) -> &profiles::Profiles {
+        &self.inner.profiles
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
