@@ -738,3 +738,156 @@ on_both_backends!(
     time_windows_expire_on_schedule,
     real_time_and_batch_agree_on_random_definitions,
 );
+
+async fn consent(app: &TestApp, token: &str, workspace: &str, profile: &str, channel: &str, granted: bool) {
+    let answer = app
+        .gql(
+            "mutation($w: ID!, $p: ID!, $c: String!, $g: Boolean!) { setConsent(workspaceId: $w, profileId: $p,
+               input: {purpose: \"marketing\", channel: $c, granted: $g, source: \"form\"}) { granted } }",
+            json!({"w": workspace, "p": profile, "c": channel, "g": granted}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(answer.data("setConsent.granted"), &json!(granted));
+}
+
+async fn export(app: &TestApp, token: &str, workspace: &str, segment: &str, query: &str) -> (u16, String) {
+    let response = app
+        .client
+        .get(app.url(&format!("/exports/{workspace}/segments/{segment}?{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+fn sha256(value: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
+async fn exports_respect_consent_minors_and_formats(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, workspace, key) = app.tracking_workspace().await;
+    let identify = |user: &str, traits: Value| json!({"type": "identify", "userId": user, "traits": traits});
+    let (status, _) = app
+        .track("batch", Some(&key), &json!({"batch": [
+            identify("ann", json!({"email": "Ann@Example.com", "phone": "+33 6 12 34 56 78", "age": 40, "name": "Ann Lee",
+                "address": {"street": "1 rue de la Paix", "postalCode": "75002", "city": "Paris", "country": "FR"}})),
+            identify("ben", json!({"email": "ben@example.com", "age": 12})),
+            identify("cat", json!({"email": "cat@example.com"})),
+            identify("dan", json!({"phone": "+44 20 7946 0958", "firstName": "Dan", "lastName": "Roe"})),
+            identify("eve", json!({"email": "eve@example.com", "birthday": "1990-05-01"})),
+        ]}))
+        .await;
+    assert_eq!(status, 200);
+    app.process_events_and_segments().await;
+    let id = |user: &'static str| {
+        let (app, token, workspace) = (&app, &token, &workspace);
+        async move { profile_of(app, token, workspace, user).await }
+    };
+    let (ann, ben, dan, eve) = (id("ann").await, id("ben").await, id("dan").await, id("eve").await);
+    consent(&app, &token, &workspace, &ann, "*", true).await;
+    consent(&app, &token, &workspace, &ben, "*", true).await;
+    consent(&app, &token, &workspace, &dan, "*", false).await;
+    consent(&app, &token, &workspace, &dan, "call_center", true).await;
+    consent(&app, &token, &workspace, &eve, "*", true).await;
+    consent(&app, &token, &workspace, &eve, "sms", false).await;
+    let everyone = create(&app, &token, &workspace, "Everyone", "has email or has phone").await;
+
+    // Ad platforms get hashes of the normalised identifiers only; the minor, the person who
+    // never consented and the one who withdrew are left out.
+    let (status, csv) = export(&app, &token, &workspace, &everyone, "format=hashed&channel=social").await;
+    assert_eq!(status, 200, "{csv}");
+    let mut lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.remove(0), "email_sha256,phone_sha256");
+    lines.sort();
+    let mut expected = vec![
+        format!("{},{}", sha256("ann@example.com"), sha256("+33612345678")),
+        format!("{},", sha256("eve@example.com")),
+    ];
+    expected.sort();
+    assert_eq!(lines, expected);
+    assert!(!csv.contains("example.com"));
+
+    // Consent is per channel: eve withdrew for SMS; dan agreed to calls only.
+    let (_, csv) = export(&app, &token, &workspace, &everyone, "format=phone&channel=call_center").await;
+    let mut lines: Vec<&str> = csv.lines().skip(1).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["+33612345678,Ann Lee", "+442079460958,Dan Roe"]);
+    let (_, csv) = export(&app, &token, &workspace, &everyone, "format=hashed&channel=sms").await;
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+
+    // Direct mail needs an address.
+    let (_, csv) = export(&app, &token, &workspace, &everyone, "format=postal&channel=direct_mail").await;
+    assert_eq!(csv, "name,street,postal_code,city,country\nAnn Lee,1 rue de la Paix,75002,Paris,FR\n");
+
+    // Bad requests, other workspaces and missing credentials are refused.
+    let (status, body) = export(&app, &token, &workspace, &everyone, "format=fax&channel=social").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("BAD_USER_INPUT"));
+    let (status, _) = export(&app, &token, &workspace, &everyone, "format=hashed").await;
+    assert_eq!(status, 400);
+    let (status, _) = export(&app, &token, &workspace, &everyone, "format=hashed&channel=Social%20Ads").await;
+    assert_eq!(status, 400);
+    let other = app.agency("Other").await.owner_token;
+    let (status, _) = export(&app, &other, &workspace, &everyone, "format=hashed&channel=social").await;
+    assert_eq!(status, 404);
+    let (status, _) =
+        export(&app, "not-a-token", &workspace, &everyone, "format=hashed&channel=social").await;
+    assert_eq!(status, 401);
+    let (_, viewer) = app.staff(&token, "VIEWER", Some(&workspace)).await;
+    let (status, _) = export(&app, &viewer, &workspace, &everyone, "format=hashed&channel=social").await;
+    assert_eq!(status, 403);
+}
+
+async fn size_history_and_overlap(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, workspace) = population(&app).await;
+    let pro = create(&app, &token, &workspace, "Pro", "trait plan = \"pro\"").await;
+    let buyers = create(&app, &token, &workspace, "Buyers", "performed \"Order Completed\"").await;
+    let phones = create(&app, &token, &workspace, "Phones", "has phone").await;
+    let history = app
+        .gql("query($w: ID!, $id: ID!) { segment(workspaceId: $w, id: $id) { sizeHistory(days: 3) { day size entered exited } } }",
+            json!({"w": workspace, "id": pro}), Some(&token))
+        .await;
+    let points = history.data("segment.sizeHistory").as_array().unwrap().clone();
+    assert_eq!(points.len(), 3);
+    assert_eq!(points[0]["size"], json!(0));
+    assert_eq!(points[2]["day"], json!(Utc::now().date_naive().to_string()));
+    assert_eq!((points[2]["size"].clone(), points[2]["entered"].clone()), (json!(2), json!(2)));
+    app.gql(
+        "query($w: ID!, $id: ID!) { segment(workspaceId: $w, id: $id) { sizeHistory(days: 0) { day } } }",
+        json!({"w": workspace, "id": pro}),
+        Some(&token),
+    )
+    .await
+    .expect_code("BAD_USER_INPUT");
+
+    let overlap = app
+        .gql("query($w: ID!, $ids: [ID!]!) { segmentOverlap(workspaceId: $w, ids: $ids) { segmentA segmentB sizeA sizeB both jaccard } }",
+            json!({"w": workspace, "ids": [pro, buyers, phones]}), Some(&token))
+        .await;
+    let pairs = overlap.data("segmentOverlap").as_array().unwrap().clone();
+    assert_eq!(pairs.len(), 3);
+    // Pro = {alice, carol}, Buyers = {alice, carol}, Phones = {bob}.
+    assert_eq!(
+        pairs[0],
+        json!({"segmentA": pro, "segmentB": buyers, "sizeA": 2, "sizeB": 2, "both": 2, "jaccard": 1.0})
+    );
+    assert_eq!(
+        pairs[1],
+        json!({"segmentA": pro, "segmentB": phones, "sizeA": 2, "sizeB": 1, "both": 0, "jaccard": 0.0})
+    );
+    app.gql(
+        "query($w: ID!, $ids: [ID!]!) { segmentOverlap(workspaceId: $w, ids: $ids) { both } }",
+        json!({"w": workspace, "ids": [pro, pro]}),
+        Some(&token),
+    )
+    .await
+    .expect_code("BAD_USER_INPUT");
+}
+
+on_both_backends!(exports_respect_consent_minors_and_formats, size_history_and_overlap);

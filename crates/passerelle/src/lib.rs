@@ -122,6 +122,7 @@ impl Application {
             schema,
             tenancy: services.tenancy.clone(),
             profiles: services.profiles.clone(),
+            segments: services.segments.clone(),
             db: services.db.clone(),
             cache: services.cache.clone(),
             limiter: RateLimiter::new(services.cache.clone()),

@@ -6,8 +6,10 @@ pub mod ast;
 pub mod compile;
 pub mod dsl;
 mod error;
+pub mod export;
 pub mod membership;
 mod realtime;
+pub mod reports;
 mod service;
 
 pub use ast::Condition;

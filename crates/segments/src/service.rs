@@ -139,6 +139,16 @@ impl Segments {
         self.inner.clock.now()
     }
 
+    /// The segment, or `NOT_FOUND` (also for another workspace's id).
+    pub(crate) async fn segment_in<C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        workspace: WorkspaceId,
+        id: SegmentId,
+    ) -> Result<Segment> {
+        load(txn, workspace, id).await
+    }
+
     async fn authorize(
         &self,
         actor: &Actor,

@@ -24,6 +24,8 @@ pub enum AuditAction {
     ProfileExported,
     /// A person was erased (GDPR erasure request).
     ProfileErased,
+    /// A segment's people were exported as an audience file (the target is the segment).
+    AudienceExported,
 }
 
 impl AuditAction {
@@ -42,6 +44,7 @@ impl AuditAction {
             Self::ApiKeyRevoked => "api_key.revoked",
             Self::ProfileExported => "profile.exported",
             Self::ProfileErased => "profile.erased",
+            Self::AudienceExported => "audience.exported",
         }
     }
 }

@@ -3,7 +3,10 @@
 //! file of millions of rows never sits in memory; the answer is the job once the file is in.
 //! Authentication as for GraphQL: `Authorization: Bearer <JWT or secret API key>`.
 
-use super::{AppState, graphql};
+use super::{
+    AppState,
+    staff_auth::{self, refuse},
+};
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use futures::StreamExt;
 use kernel::{ErrorCode, ImportId, WorkspaceId};
@@ -15,19 +18,6 @@ const MAX_IMPORT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 pub(super) fn routes(config: &mut web::ServiceConfig) {
     config.route("/imports/{workspace}/{import}", web::put().to(upload));
-}
-
-fn refuse(code: ErrorCode, message: &str) -> HttpResponse {
-    let status = match code {
-        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::BadUserInput => StatusCode::BAD_REQUEST,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        _ => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    graphql::error_response(status, code, message)
 }
 
 fn refuse_error(error: &ProfilesError) -> HttpResponse {
@@ -47,27 +37,9 @@ async fn upload(
     let (Ok(workspace), Ok(import)) = (path.0.parse::<WorkspaceId>(), path.1.parse::<ImportId>()) else {
         return refuse(ErrorCode::NotFound, "no such import");
     };
-    let credential = graphql::bearer(&req).map(|raw| state.tenancy.identify(raw));
-    let principal = credential.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.rate_limit_key());
-    if let Some(refused) = graphql::limit_client(&state, &req, principal.as_deref()).await {
-        return refused;
-    }
-    let Some(credential) = credential else {
-        return refuse(
-            ErrorCode::Unauthenticated,
-            "an `Authorization: Bearer` token or secret key is required",
-        );
-    };
-    let Ok(credential) = credential else {
-        return refuse(ErrorCode::Unauthenticated, "the credential is invalid or expired");
-    };
-    let actor = match state.tenancy.authenticate(credential).await {
+    let actor = match staff_auth::actor(&state, &req).await {
         Ok(actor) => actor,
-        Err(error) if error.code() == ErrorCode::Internal => {
-            tracing::error!(error = %error, "authentication failed internally");
-            return refuse(ErrorCode::Internal, "temporarily unavailable; retry");
-        }
-        Err(_) => return refuse(ErrorCode::Unauthenticated, "the credential is invalid or expired"),
+        Err(refused) => return refused,
     };
     let mut upload = match state.profiles.start_import_upload(&actor, workspace, import).await {
         Ok(upload) => upload,

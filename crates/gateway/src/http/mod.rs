@@ -1,9 +1,11 @@
 //! The actix-web application: routes, middleware and the shared state.
 
+mod exports;
 mod graphql;
 mod health;
 mod imports;
 mod middleware;
+mod staff_auth;
 mod tracking;
 
 use crate::schema::PasserelleSchema;
@@ -24,6 +26,7 @@ pub struct AppState {
     pub schema: PasserelleSchema,
     pub tenancy: tenancy::Tenancy,
     pub profiles: profiles::Profiles,
+    pub segments: segments::Segments,
     pub db: Db,
     pub cache: Cache,
     pub limiter: RateLimiter,
@@ -42,6 +45,7 @@ pub fn build_server(state: AppState, listener: TcpListener, workers: usize) -> s
             .route("/graphql", web::get().to(graphql::graphiql))
             .configure(tracking::routes)
             .configure(imports::routes)
+            .configure(exports::routes)
             .route("/livez", web::get().to(health::livez))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))

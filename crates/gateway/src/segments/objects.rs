@@ -94,6 +94,22 @@ impl Segment {
         self.0.updated_at
     }
 
+    /// The size at the end of each of the last `days` days (UTC), with each day's entries and
+    /// exits.
+    async fn size_history(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] days: i32,
+    ) -> async_graphql::Result<Vec<SegmentSizePoint>> {
+        let days = u32::try_from(days).unwrap_or(0);
+        let found =
+            ctx.segments().size_history(ctx.actor()?, self.0.workspace_id, self.0.id, days).await.gql()?;
+        Ok(found
+            .into_iter()
+            .map(|p| SegmentSizePoint { day: p.day, size: p.size, entered: p.entered, exited: p.exited })
+            .collect())
+    }
+
     /// Every version of the definition, newest first.
     async fn versions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SegmentVersion>> {
         let found = ctx.segments().versions(ctx.actor()?, self.0.workspace_id, self.0.id).await.gql()?;
@@ -251,5 +267,46 @@ pub struct SegmentEvaluation {
 impl From<segments::Evaluation> for SegmentEvaluation {
     fn from(e: segments::Evaluation) -> Self {
         Self { entered: e.entered as i32, exited: e.exited as i32, size: e.size }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SegmentSizePoint {
+    pub day: chrono::NaiveDate,
+    pub size: i64,
+    pub entered: i64,
+    pub exited: i64,
+}
+
+/// Two segments side by side: their sizes and the people in both.
+pub struct SegmentOverlap(pub segments::reports::Overlap);
+
+#[Object]
+impl SegmentOverlap {
+    async fn segment_a(&self) -> ID {
+        ID(self.0.a.to_string())
+    }
+
+    async fn segment_b(&self) -> ID {
+        ID(self.0.b.to_string())
+    }
+
+    async fn size_a(&self) -> i64 {
+        self.0.size_a
+    }
+
+    async fn size_b(&self) -> i64 {
+        self.0.size_b
+    }
+
+    /// People in both.
+    async fn both(&self) -> i64 {
+        self.0.both
+    }
+
+    /// People in both over people in either (0 when both are empty).
+    async fn jaccard(&self) -> f64 {
+        let either = self.0.size_a + self.0.size_b - self.0.both;
+        if either == 0 { 0.0 } else { self.0.both as f64 / either as f64 }
     }
 }

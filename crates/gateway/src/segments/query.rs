@@ -1,4 +1,4 @@
-use super::objects::{Segment, SegmentDefinition, SegmentDefinitionInput, SegmentPreview};
+use super::objects::{Segment, SegmentDefinition, SegmentDefinitionInput, SegmentOverlap, SegmentPreview};
 use crate::{
     connection::{into_connection, page_request},
     context::{ContextExt, parse_id},
@@ -51,6 +51,19 @@ impl SegmentsQuery {
         let sample = sample_size.clamp(0, segments::MAX_SAMPLE as i32) as usize;
         let preview = ctx.segments().preview(ctx.actor()?, workspace, &definition, sample).await.gql()?;
         Ok(SegmentPreview { workspace, preview })
+    }
+
+    /// How the given segments (2 to 10) overlap, pair by pair, by their current members.
+    async fn segment_overlap(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<SegmentOverlap>> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let ids = ids.iter().map(parse_id).collect::<async_graphql::Result<Vec<_>>>()?;
+        let found = ctx.segments().overlap(ctx.actor()?, workspace, &ids).await.gql()?;
+        Ok(found.into_iter().map(SegmentOverlap).collect())
     }
 
     /// Reads a definition in one form and gives it back in both (text ↔ JSON), checking it
