@@ -891,3 +891,73 @@ async fn size_history_and_overlap(backend: Backend) {
 }
 
 on_both_backends!(exports_respect_consent_minors_and_formats, size_history_and_overlap);
+
+async fn cached_answers_are_never_stale(backend: Backend) {
+    // Workers off: the test runs their rounds itself, so nothing changes behind its back
+    // between two reads that must hit the cache.
+    let app = passerelle_tests::spawn_app_with(backend, |settings| settings.workers = false).await;
+    let (token, workspace) = population(&app).await;
+    let key = {
+        let (_, key) = app.create_api_key(&token, &workspace, "WRITE", &[]).await;
+        key
+    };
+    app.segments.apply_changes().await.unwrap();
+    let pro = "trait plan = \"pro\"";
+    assert_eq!(selected(&app, &token, &workspace, pro).await, people(&["alice", "carol"]));
+    let before = app.segments.cache_stats();
+    assert_eq!(selected(&app, &token, &workspace, pro).await, people(&["alice", "carol"]));
+    let after = app.segments.cache_stats();
+    assert_eq!(after.hits, before.hits + 1, "the second preview comes from the cache");
+
+    // Profile data changes: the next preview sees it at once, before any segment work.
+    let (status, _) =
+        app.track("identify", Some(&key), &json!({"userId": "bob", "traits": {"plan": "pro"}})).await;
+    assert_eq!(status, 200);
+    app.process_events().await;
+    assert_eq!(selected(&app, &token, &workspace, pro).await, people(&["alice", "bob", "carol"]));
+
+    // A nested segment's definition changes: previews that use it follow.
+    let reachable = create(&app, &token, &workspace, "Reachable", "has phone").await;
+    let nested = format!("in segment \"{reachable}\"");
+    assert_eq!(selected(&app, &token, &workspace, &nested).await, people(&["bob"]));
+    let bob = profile_of(&app, &token, &workspace, "bob").await;
+    let segments_of_bob = || {
+        let (app, token, workspace, bob) = (&app, &token, &workspace, &bob);
+        async move {
+            let answer = app
+                .gql(
+                    "query($w: ID!, $p: ID!) { profile(workspaceId: $w, id: $p) { segments { segmentId } } }",
+                    json!({"w": workspace, "p": bob}),
+                    Some(token),
+                )
+                .await;
+            answer
+                .data("profile.segments")
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["segmentId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(segments_of_bob().await, vec![reachable.clone()]);
+    assert_eq!(segments_of_bob().await, vec![reachable.clone()]);
+    let update = app
+        .gql("mutation($w: ID!, $id: ID!) { updateSegment(input: {workspaceId: $w, id: $id, definition: {text: \"has email\"}}) { version } }",
+            json!({"w": workspace, "id": reachable}), Some(&token))
+        .await;
+    assert_eq!(update.data("updateSegment.version"), &json!(2));
+    assert_eq!(selected(&app, &token, &workspace, &nested).await, people(&["alice"]));
+    assert!(segments_of_bob().await.is_empty());
+
+    // Membership moved by the real-time worker: the cached membership check follows.
+    let basic = create(&app, &token, &workspace, "Basic", "trait plan = \"basic\" or trait age < 18").await;
+    assert_eq!(segments_of_bob().await, vec![basic.clone()]);
+    let (status, _) =
+        app.track("identify", Some(&key), &json!({"userId": "bob", "traits": {"age": 19}})).await;
+    assert_eq!(status, 200);
+    app.process_events_and_segments().await;
+    assert!(segments_of_bob().await.is_empty());
+}
+
+on_both_backends!(cached_answers_are_never_stale);

@@ -77,9 +77,15 @@ impl Services {
         let tenancy =
             Tenancy::new(db.clone(), cache.clone(), auth.clone(), keys, Arc::new(kernel::SystemClock))
                 .map_err(|e| anyhow::anyhow!("tenancy: {e}"))?;
-        let profiles = Profiles::new(db.clone(), tenancy.clone(), Arc::new(kernel::SystemClock));
-        let segments =
-            Segments::new(db.clone(), tenancy.clone(), profiles.clone(), Arc::new(kernel::SystemClock));
+        let profiles =
+            Profiles::new(db.clone(), cache.clone(), tenancy.clone(), Arc::new(kernel::SystemClock));
+        let segments = Segments::new(
+            db.clone(),
+            cache.clone(),
+            tenancy.clone(),
+            profiles.clone(),
+            Arc::new(kernel::SystemClock),
+        );
         Ok(Self { db, cache, tenancy, profiles, segments })
     }
 }

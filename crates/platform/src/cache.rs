@@ -14,6 +14,9 @@ use std::{
 /// memory an attacker can make us spend with keys derived from their input.
 const MEMORY_SWEEP_THRESHOLD: usize = 100_000;
 
+/// How long a version stamp lives without a change; far longer than anything cached under it.
+const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 #[derive(Clone)]
 pub struct Cache {
     prefix: Arc<str>,
@@ -182,6 +185,28 @@ impl Cache {
                 Ok(())
             }
         }
+    }
+
+    /// The current stamp of a version key, created if there is none. Cached answers derived
+    /// from some data put the stamps of that data in their keys; [`Cache::bump_version`]
+    /// after a change makes every such answer unreachable. Stamps are random, never reused,
+    /// so an expired or lost version key cannot bring an old answer back.
+    pub async fn version(&self, key: &str) -> Result<String, PlatformError> {
+        if let Some(stamp) = self.get(key).await? {
+            return Ok(String::from_utf8_lossy(&stamp).into_owned());
+        }
+        let stamp = uuid::Uuid::new_v4().simple().to_string();
+        if self.set_if_absent(key, stamp.as_bytes(), VERSION_TTL).await? {
+            return Ok(stamp);
+        }
+        // Someone created it meanwhile: use theirs.
+        Ok(self.get(key).await?.map(|s| String::from_utf8_lossy(&s).into_owned()).unwrap_or(stamp))
+    }
+
+    /// Gives a version key a new stamp (see [`Cache::version`]).
+    pub async fn bump_version(&self, key: &str) -> Result<(), PlatformError> {
+        let stamp = uuid::Uuid::new_v4().simple().to_string();
+        self.set(key, stamp.as_bytes(), VERSION_TTL).await
     }
 
     /// Increments a counter, starting its expiry when it is created; returns the new value.

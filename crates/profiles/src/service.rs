@@ -1,6 +1,6 @@
 use crate::{ProfilesError, sql::Sql};
 use kernel::Clock;
-use platform::{Backend, Db, TenantScope};
+use platform::{Backend, Cache, Db, TenantScope};
 use sea_orm::DatabaseTransaction;
 use std::sync::Arc;
 use tenancy::Tenancy;
@@ -16,6 +16,8 @@ pub struct Profiles {
 
 pub(crate) struct Inner {
     pub db: Db,
+    /// Where the workspaces' data versions live (see [`Profiles::data_version_key`]).
+    pub cache: Cache,
     pub tenancy: Tenancy,
     pub clock: Arc<dyn Clock>,
     /// Wakes the in-process ingestion worker as soon as events are committed.
@@ -28,10 +30,11 @@ pub(crate) struct Inner {
 }
 
 impl Profiles {
-    pub fn new(db: Db, tenancy: Tenancy, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(db: Db, cache: Cache, tenancy: Tenancy, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 db,
+                cache,
                 tenancy,
                 clock,
                 work_ready: Notify::new(),
@@ -45,6 +48,12 @@ impl Profiles {
     /// consumers of [`crate::changes`] wait on it (and poll, for other replicas' changes).
     pub fn changes_ready(&self) -> &Notify {
         &self.inner.changes_ready
+    }
+
+    /// The cache key whose stamp changes whenever a workspace's profile data changes: caches
+    /// of answers computed from profiles (segment previews…) put it in their keys.
+    pub fn data_version_key(workspace: kernel::WorkspaceId) -> String {
+        format!("profiles-data:{{{workspace}}}")
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -74,19 +83,32 @@ impl Profiles {
             lock.bind(advisory_key(scope)).push(")");
             lock.fetch_one(&txn).await?;
         }
-        Ok(GraphTransaction { txn, changes_ready: &self.inner.changes_ready, _guard: guard })
+        Ok(GraphTransaction {
+            txn,
+            changes_ready: &self.inner.changes_ready,
+            cache: &self.inner.cache,
+            version_key: Self::data_version_key(scope.tenant_id().into()),
+            _guard: guard,
+        })
     }
 }
 
 pub(crate) struct GraphTransaction<'a> {
     pub txn: DatabaseTransaction,
     changes_ready: &'a Notify,
+    cache: &'a Cache,
+    version_key: String,
     _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 impl GraphTransaction<'_> {
     pub async fn commit(self) -> Result<()> {
         self.txn.commit().await?;
+        // After the commit: an answer computed meanwhile from the old data was cached under
+        // the old stamp, which nobody reads any more.
+        if let Err(error) = self.cache.bump_version(&self.version_key).await {
+            tracing::error!(error = %error, "could not invalidate cached answers about profiles");
+        }
         self.changes_ready.notify_one();
         Ok(())
     }

@@ -96,7 +96,8 @@ impl Segments {
                 )));
             }
         }
-        let txn = scope.begin(self.db()).await?;
+        // The audit entry is a write: on SQLite the transaction must say so from the start.
+        let txn = scope.begin_write(self.db()).await?;
         self.segment_in(&txn, workspace, segment).await?;
         self.tenancy()
             .audit_data_access(&txn, actor, workspace, AuditAction::AudienceExported, segment.as_uuid())

@@ -3,6 +3,7 @@
 //! membership with its history ([`membership`]), and previewed without saving.
 
 pub mod ast;
+mod cache;
 pub mod compile;
 pub mod dsl;
 mod error;
@@ -13,6 +14,7 @@ pub mod reports;
 mod service;
 
 pub use ast::Condition;
+pub use cache::CacheStats;
 pub use error::{Result, SegmentsError};
 pub use membership::Evaluation;
 pub use service::{

@@ -129,6 +129,7 @@ impl Segments {
         done.bind(tenant).push(" AND change_id IN ").bind_list(seen);
         done.execute(&txn).await?;
         txn.commit().await?;
+        self.cache().segments_changed(scope.tenant_id().into()).await;
         Ok(rows.len())
     }
 

@@ -2,6 +2,7 @@
 //! stored membership.
 
 use crate::ast::Condition;
+use crate::cache::{CacheStats, SegmentsCache};
 use crate::error::{Result, SegmentsError};
 use crate::membership::{self, Evaluation};
 use crate::{compile, dsl};
@@ -9,8 +10,9 @@ use chrono::{DateTime, Utc};
 use kernel::{Clock, Page, PageRequest, ProfileId, SegmentId, WorkspaceId};
 use platform::paging::Order;
 use platform::sql::{Sql, json};
-use platform::{Db, TenantScope};
+use platform::{Cache, Db, TenantScope};
 use sea_orm::{ConnectionTrait, QueryResult};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tenancy::{Actor, Permission, Tenancy};
@@ -21,6 +23,9 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// Most profiles a preview's sample shows.
 pub const MAX_SAMPLE: usize = 100;
+/// How long cached answers live (they are unreachable as soon as the data changes anyway).
+const PREVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+const PREVIEW_TTL_RELATIVE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A definition as a client sends it: exactly one of the two forms.
 #[derive(Debug, Clone)]
@@ -79,7 +84,7 @@ pub struct SegmentChanges {
 }
 
 /// What a definition would select now, without saving anything.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Preview {
     pub definition: Condition,
     pub count: i64,
@@ -87,7 +92,7 @@ pub struct Preview {
 }
 
 /// A current member and since when.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Membership {
     pub segment_id: SegmentId,
     pub profile_id: ProfileId,
@@ -113,14 +118,30 @@ pub struct Segments {
 
 struct Inner {
     db: Db,
+    cache: SegmentsCache,
     tenancy: Tenancy,
     profiles: profiles::Profiles,
     clock: Arc<dyn Clock>,
 }
 
 impl Segments {
-    pub fn new(db: Db, tenancy: Tenancy, profiles: profiles::Profiles, clock: Arc<dyn Clock>) -> Self {
-        Self { inner: Arc::new(Inner { db, tenancy, profiles, clock }) }
+    pub fn new(
+        db: Db,
+        cache: Cache,
+        tenancy: Tenancy,
+        profiles: profiles::Profiles,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { db, cache: SegmentsCache::new(cache), tenancy, profiles, clock }) }
+    }
+
+    pub(crate) fn cache(&self) -> &SegmentsCache {
+        &self.inner.cache
+    }
+
+    /// Hits and misses of the answer cache since the process started.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
     }
 
     pub(crate) fn db(&self) -> &Db {
@@ -202,6 +223,7 @@ impl Segments {
         membership::evaluate(&txn, tenant, id, 1, &definition, &definitions, now, None).await?;
         let segment = load(&txn, workspace, id).await?;
         txn.commit().await?;
+        self.cache().segments_changed(workspace).await;
         Ok(segment)
     }
 
@@ -255,6 +277,7 @@ impl Segments {
         }
         let segment = load(&txn, workspace, id).await?;
         txn.commit().await?;
+        self.cache().segments_changed(workspace).await;
         Ok(segment)
     }
 
@@ -289,6 +312,7 @@ impl Segments {
         delete.bind(tenant).push(" AND id = ").bind(id.as_uuid());
         delete.execute(&txn).await?;
         txn.commit().await?;
+        self.cache().segments_changed(workspace).await;
         Ok(())
     }
 
@@ -359,6 +383,14 @@ impl Segments {
     ) -> Result<Preview> {
         let scope = self.authorize(actor, workspace, Permission::Read).await?;
         let definition = definition.parse()?;
+        let sample = sample.min(MAX_SAMPLE);
+        let stamps = self.cache().stamps(workspace).await;
+        let request = (&definition, sample);
+        if let Some(stamps) = &stamps
+            && let Some(preview) = self.cache().get::<Preview>(workspace, stamps, "preview", &request).await
+        {
+            return Ok(preview);
+        }
         let tenant = scope.tenant_id().as_uuid();
         let txn = scope.begin(self.db()).await?;
         let definitions = load_definitions(&txn, tenant).await?;
@@ -376,15 +408,23 @@ impl Segments {
         let mut select = Sql::new("SELECT p.id FROM profiles p WHERE p.tenant_id = ");
         select.bind(tenant).push(" AND p.merged_into IS NULL AND ");
         compile::condition(&mut select, &definition, &context)?;
-        select.push(" ORDER BY p.id LIMIT ").bind(sample.min(MAX_SAMPLE) as i64);
-        let sample = select
+        select.push(" ORDER BY p.id LIMIT ").bind(sample as i64);
+        let sample_ids = select
             .fetch_all(&txn)
             .await?
             .iter()
             .map(|row| Ok(ProfileId::from_uuid(row.try_get("", "id")?)))
             .collect::<Result<Vec<_>>>()?;
         txn.commit().await?;
-        Ok(Preview { definition, count, sample })
+        let preview = Preview { definition, count, sample: sample_ids };
+        if let Some(stamps) = &stamps {
+            // A definition relative to now changes with the clock alone: kept briefly.
+            let ttl = if preview.definition.is_time_relative() { PREVIEW_TTL_RELATIVE } else { PREVIEW_TTL };
+            self.cache()
+                .put(workspace, stamps, "preview", &(&preview.definition, sample), &preview, ttl)
+                .await;
+        }
+        Ok(preview)
     }
 
     /// Evaluates a segment now: who entered, who left, and the new size.
@@ -417,6 +457,9 @@ impl Segments {
         )
         .await?;
         txn.commit().await?;
+        if evaluation.entered + evaluation.exited > 0 {
+            self.cache().segments_changed(WorkspaceId::from_uuid(tenant)).await;
+        }
         Ok(evaluation)
     }
 
@@ -452,6 +495,13 @@ impl Segments {
         profile: ProfileId,
     ) -> Result<Vec<Membership>> {
         let scope = self.authorize(actor, workspace, Permission::Read).await?;
+        let stamps = self.cache().stamps(workspace).await;
+        if let Some(stamps) = &stamps
+            && let Some(found) =
+                self.cache().get::<Vec<Membership>>(workspace, stamps, "profile", &profile).await
+        {
+            return Ok(found);
+        }
         let txn = scope.begin(self.db()).await?;
         let mut select =
             Sql::new("SELECT segment_id, profile_id, entered_at FROM segment_members WHERE tenant_id = ");
@@ -462,7 +512,11 @@ impl Segments {
             .push(" ORDER BY entered_at, segment_id");
         let rows = select.fetch_all(&txn).await?;
         txn.commit().await?;
-        rows.iter().map(membership_from).collect()
+        let found = rows.iter().map(membership_from).collect::<Result<Vec<_>>>()?;
+        if let Some(stamps) = &stamps {
+            self.cache().put(workspace, stamps, "profile", &profile, &found, PREVIEW_TTL).await;
+        }
+        Ok(found)
     }
 
     /// Entries and exits, oldest first: of one segment, or of every segment of the workspace.
