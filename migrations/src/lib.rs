@@ -15,6 +15,7 @@ mod m0005_event_indexes;
 mod m0006_lean_indexes;
 mod m0007_segments;
 mod m0008_profile_changes;
+mod m0009_segment_indexes;
 
 pub use sea_orm_migration;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_lean_indexes::Migration),
             Box::new(m0007_segments::Migration),
             Box::new(m0008_profile_changes::Migration),
+            Box::new(m0009_segment_indexes::Migration),
         ]
     }
 }

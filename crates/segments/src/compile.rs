@@ -120,19 +120,21 @@ impl Compiler<'_> {
                     .push(")");
             }
             Condition::Consent { purpose, channel } => {
-                // The channel's own latest record, else the purpose's latest record for every
-                // channel (`*`), as `profiles::consent::decide` reads the history.
-                sql.push("COALESCE(");
-                let channels: Vec<&str> =
-                    if channel == "*" { vec!["*"] } else { vec![channel.as_str(), "*"] };
-                for ch in channels {
-                    sql.push("(SELECT c.granted FROM consents c WHERE c.tenant_id = p.tenant_id AND c.profile_id = p.id AND c.purpose = ")
-                        .bind(purpose.clone())
-                        .push(" AND c.channel = ")
-                        .bind(ch.to_owned())
-                        .push(" ORDER BY c.id DESC LIMIT 1), ");
-                }
-                sql.push("false)");
+                // The latest record for the channel, else the latest for every channel (`*`),
+                // as `profiles::consent::decide` reads a history; set-based, so the database
+                // ranks the workspace's consents once instead of probing them per profile.
+                sql.push(
+                    "p.id IN (SELECT latest.profile_id FROM (SELECT c.profile_id, c.granted, \
+                     ROW_NUMBER() OVER (PARTITION BY c.profile_id ORDER BY CASE WHEN c.channel = ",
+                )
+                .bind(channel.clone())
+                .push(" THEN 0 ELSE 1 END, c.id DESC) AS rank FROM consents c WHERE c.tenant_id = ")
+                .bind(self.context.tenant)
+                .push(" AND c.purpose = ")
+                .bind(purpose.clone())
+                .push(" AND c.channel IN (")
+                .bind(channel.clone())
+                .push(", '*')) latest WHERE latest.rank = 1 AND latest.granted)");
             }
             Condition::Channel { channel } => {
                 sql.push("p.id IN (SELECT e.profile_id FROM events e WHERE e.tenant_id = ")

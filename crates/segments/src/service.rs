@@ -398,23 +398,30 @@ impl Segments {
         let now = self.now();
         let context =
             compile::Context { backend: txn.get_database_backend(), tenant, now, segments: &definitions };
-        let mut count = Sql::new("SELECT COUNT(*) AS n FROM profiles p WHERE p.tenant_id = ");
-        count.bind(tenant).push(" AND p.merged_into IS NULL AND ");
-        compile::condition(&mut count, &definition, &context)?;
-        let count: i64 = match count.fetch_one(&txn).await? {
+        // One evaluation gives both the count (a window over every selected row, computed
+        // before the limit) and the sample; a count alone when no sample is wanted.
+        let mut select = Sql::new(if sample == 0 {
+            "SELECT NULL AS id, COUNT(*) AS n FROM profiles p WHERE p.tenant_id = "
+        } else {
+            "SELECT p.id, COUNT(*) OVER () AS n FROM profiles p WHERE p.tenant_id = "
+        });
+        select.bind(tenant).push(" AND p.merged_into IS NULL AND ");
+        compile::condition(&mut select, &definition, &context)?;
+        if sample > 0 {
+            select.push(" ORDER BY p.id LIMIT ").bind(sample as i64);
+        }
+        let rows = select.fetch_all(&txn).await?;
+        let count: i64 = match rows.first() {
             Some(row) => row.try_get("", "n")?,
             None => 0,
         };
-        let mut select = Sql::new("SELECT p.id FROM profiles p WHERE p.tenant_id = ");
-        select.bind(tenant).push(" AND p.merged_into IS NULL AND ");
-        compile::condition(&mut select, &definition, &context)?;
-        select.push(" ORDER BY p.id LIMIT ").bind(sample as i64);
-        let sample_ids = select
-            .fetch_all(&txn)
-            .await?
-            .iter()
-            .map(|row| Ok(ProfileId::from_uuid(row.try_get("", "id")?)))
-            .collect::<Result<Vec<_>>>()?;
+        let sample_ids = if sample == 0 {
+            Vec::new()
+        } else {
+            rows.iter()
+                .map(|row| Ok(ProfileId::from_uuid(row.try_get("", "id")?)))
+                .collect::<Result<Vec<_>>>()?
+        };
         txn.commit().await?;
         let preview = Preview { definition, count, sample: sample_ids };
         if let Some(stamps) = &stamps {
