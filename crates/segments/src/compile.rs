@@ -9,7 +9,7 @@
 use crate::ast::{Aggregate, ComputedTrait, Condition, Measure, Op, PropertyFilter, Value, Window};
 use crate::error::{Result, SegmentsError};
 use chrono::{DateTime, NaiveDate, Utc};
-use kernel::SegmentId;
+use kernel::{ProfileId, SegmentId};
 use platform::sql::Sql;
 use sea_orm::DbBackend;
 use std::collections::HashMap;
@@ -23,6 +23,9 @@ pub struct Context<'a> {
     pub now: DateTime<Utc>,
     /// The current definitions of the segments this one refers to (and those they refer to).
     pub segments: &'a HashMap<SegmentId, Condition>,
+    /// Only these profiles are asked about (the real-time path): every subquery is narrowed
+    /// to them, so it reads their rows instead of the workspace's.
+    pub only: Option<&'a [ProfileId]>,
 }
 
 /// Appends the definition as a boolean SQL expression over `p` (a row of `profiles`).
@@ -110,14 +113,16 @@ impl Compiler<'_> {
                     .push(" AND e0.profile_id IS NOT NULL AND e0.name = ");
                 sql.bind(steps[0].name.clone());
                 self.filters(sql, "e0", &steps[0].filters)?;
+                self.narrow(sql, "e0.profile_id");
                 sql.push(")");
             }
             Condition::Identity { kind } => {
                 sql.push("p.id IN (SELECT i.profile_id FROM identities i WHERE i.tenant_id = ")
                     .bind(self.context.tenant)
                     .push(" AND i.kind = ")
-                    .bind(kind.clone())
-                    .push(")");
+                    .bind(kind.clone());
+                self.narrow(sql, "i.profile_id");
+                sql.push(")");
             }
             Condition::Consent { purpose, channel } => {
                 // The latest record for the channel, else the latest for every channel (`*`),
@@ -134,14 +139,17 @@ impl Compiler<'_> {
                 .bind(purpose.clone())
                 .push(" AND c.channel IN (")
                 .bind(channel.clone())
-                .push(", '*')) latest WHERE latest.rank = 1 AND latest.granted)");
+                .push(", '*')");
+                self.narrow(sql, "c.profile_id");
+                sql.push(") latest WHERE latest.rank = 1 AND latest.granted)");
             }
             Condition::Channel { channel } => {
                 sql.push("p.id IN (SELECT e.profile_id FROM events e WHERE e.tenant_id = ")
                     .bind(self.context.tenant)
                     .push(" AND e.profile_id IS NOT NULL AND e.channel = ")
-                    .bind(channel.clone())
-                    .push(")");
+                    .bind(channel.clone());
+                self.narrow(sql, "e.profile_id");
+                sql.push(")");
             }
             Condition::Device { device } => {
                 if self.postgres() {
@@ -169,6 +177,13 @@ impl Compiler<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Narrows a subquery to the profiles asked about, when only some are.
+    fn narrow(&self, sql: &mut Sql, column: &str) {
+        if let Some(only) = self.context.only {
+            sql.push(" AND ").push(column).push(" IN ").bind_list(only.iter().map(ProfileId::as_uuid));
+        }
     }
 
     /// A comparison that may be NULL (a missing trait), made two-valued.
@@ -408,6 +423,7 @@ impl Compiler<'_> {
             if let Some(window) = within {
                 sql.push(" AND e.occurred_at >= ").bind(this.context.now - window.duration());
             }
+            this.narrow(sql, "e.profile_id");
             this.filters(sql, "e", filters)
         };
         let Some(measure) = measure else {

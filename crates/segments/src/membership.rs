@@ -37,7 +37,7 @@ pub(crate) async fn evaluate<C: ConnectionTrait>(
     only: Option<&[ProfileId]>,
 ) -> Result<Evaluation> {
     let context =
-        compile::Context { backend: txn.get_database_backend(), tenant, now, segments: definitions };
+        compile::Context { backend: txn.get_database_backend(), tenant, now, segments: definitions, only };
     let mut select = Sql::new("SELECT p.id FROM profiles p WHERE p.tenant_id = ");
     select.bind(tenant).push(" AND p.merged_into IS NULL");
     if let Some(only) = only {

@@ -396,8 +396,13 @@ impl Segments {
         let definitions = load_definitions(&txn, tenant).await?;
         check_references(SegmentId::from_uuid(Uuid::nil()), &definition, &definitions)?;
         let now = self.now();
-        let context =
-            compile::Context { backend: txn.get_database_backend(), tenant, now, segments: &definitions };
+        let context = compile::Context {
+            backend: txn.get_database_backend(),
+            tenant,
+            now,
+            segments: &definitions,
+            only: None,
+        };
         // One evaluation gives both the count (a window over every selected row, computed
         // before the limit) and the sample; a count alone when no sample is wanted.
         let mut select = Sql::new(if sample == 0 {
