@@ -90,8 +90,8 @@ for country in FR DE ES IT BE; do
   echo "   $country: ${times[-1]} s, $(python3 -c "import json; print(json.load(open('$work/answer.json'))['data']['segmentPreview']['count'])") people"
 done
 echo "preview: median $(median "${times[@]}") s over ${#times[@]} variants"
-again=$(timed "{\"query\":\"query(\$w: ID!, \$t: String!) { segmentPreview(workspaceId: \$w, definition: {text: \$t}, sampleSize: 10) { count } }\",\"variables\":{\"w\":\"$WORKSPACE\",\"t\":\"$(typical FR)\"}}")
-echo "the same preview again (cached): $again s"
+again=$(timed "{\"query\":\"query(\$w: ID!, \$t: String!) { segmentPreview(workspaceId: \$w, definition: {text: \$t}, sampleSize: 10) { count } }\",\"variables\":{\"w\":\"$WORKSPACE\",\"t\":\"$(typical BE)\"}}")
+echo "the last preview again, from the cache: $again s"
 
 echo "== 2. full evaluation into membership"
 create=$(timed "{\"query\":\"mutation(\$w: ID!, \$t: String!) { createSegment(input: {workspaceId: \$w, name: \\\"Typical\\\", definition: {text: \$t}}) { id size } }\",\"variables\":{\"w\":\"$WORKSPACE\",\"t\":\"$(typical FR)\"}}")
@@ -115,14 +115,19 @@ BENCH_DELAY_MS=$((2 * 1000 * 100 / STEADY_EVENTS_PER_SECOND)) \
   wrk -t1 -c2 -d"$STEADY" -s bench/ingest_batch.lua http://127.0.0.1:$PORT/v1/batch | grep -E "Requests/sec"
 wait_until_processed $server
 sleep 2
+# The delay is measured from the processing of the event that made the person enter
+# (`processed_at`, stamped when its chunk starts, so the chunk's own writing time is included)
+# and, end to end, from its acceptance (`received_at`).
 sql "WITH entries AS (
-       SELECT c.profile_id, c.at,
-              (SELECT max(e.processed_at) FROM events e WHERE e.tenant_id = c.tenant_id AND e.profile_id = c.profile_id
-                 AND e.type = 'identify' AND e.processed_at <= c.at) AS processed_at
+       SELECT c.at, e.processed_at, e.received_at
        FROM segment_changes c JOIN segments s ON s.tenant_id = c.tenant_id AND s.id = c.segment_id
+       CROSS JOIN LATERAL (SELECT e.processed_at, e.received_at FROM events e WHERE e.tenant_id = c.tenant_id
+                             AND e.profile_id = c.profile_id AND e.type = 'identify' AND e.processed_at <= c.at
+                           ORDER BY e.processed_at DESC LIMIT 1) e
        WHERE s.name = 'Pro visitors' AND c.entered AND c.at >= '$mark')
-     SELECT 'entries ' || count(*) || ', delay after processing: p50 '
-            || round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at - processed_at)) * 1000)::numeric, 1)
+     SELECT 'entries ' || count(*)
+            || '; after processing: p50 ' || round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at - processed_at)) * 1000)::numeric, 1)
             || ' ms, p99 ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM at - processed_at)) * 1000)::numeric, 1)
-            || ' ms, max ' || round((max(extract(epoch FROM at - processed_at)) * 1000)::numeric, 1) || ' ms'
-     FROM entries WHERE processed_at IS NOT NULL"
+            || ' ms; after acceptance: p50 ' || round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at - received_at)) * 1000)::numeric, 1)
+            || ' ms, p99 ' || round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM at - received_at)) * 1000)::numeric, 1) || ' ms'
+     FROM entries"

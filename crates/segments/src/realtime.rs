@@ -12,7 +12,7 @@ use platform::sql::Sql;
 use platform::{Backend, TenantScope};
 use profiles::changes::CHANGES_WORK;
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -26,8 +26,12 @@ const BATCH: i64 = 500;
 impl Segments {
     /// Runs until `shutdown` turns true: applies the change feed as it arrives, and refreshes
     /// time-dependent segments every `refresh`. Errors are logged and retried next round.
-    pub async fn run_worker(self, refresh: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut last_refresh: Option<Instant> = None;
+    pub async fn run_worker(self, refresh: Duration, shutdown: watch::Receiver<bool>) {
+        // Two loops, so a full refresh of a large segment never holds up the real-time path.
+        tokio::join!(self.run_change_loop(shutdown.clone()), self.run_refresh_loop(refresh, shutdown));
+    }
+
+    async fn run_change_loop(&self, mut shutdown: watch::Receiver<bool>) {
         let mut round: u32 = 0;
         loop {
             let sweep = round.is_multiple_of(SWEEP_EVERY);
@@ -35,15 +39,24 @@ impl Segments {
             if let Err(error) = self.apply_changes_with(sweep).await {
                 tracing::error!(error = %error, "real-time segments round failed");
             }
-            if last_refresh.is_none_or(|at| at.elapsed() >= refresh) {
-                last_refresh = Some(Instant::now());
-                if let Err(error) = self.refresh_time_relative().await {
-                    tracing::error!(error = %error, "refreshing time-dependent segments failed");
-                }
-            }
             tokio::select! {
                 _ = self.profiles().changes_ready().notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    async fn run_refresh_loop(&self, refresh: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(error) = self.refresh_time_relative().await {
+                tracing::error!(error = %error, "refreshing time-dependent segments failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(refresh) => {}
                 _ = shutdown.changed() => {}
             }
             if *shutdown.borrow() {

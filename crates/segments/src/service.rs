@@ -403,17 +403,20 @@ impl Segments {
             segments: &definitions,
             only: None,
         };
-        // One evaluation gives both the count (a window over every selected row, computed
-        // before the limit) and the sample; a count alone when no sample is wanted.
-        let mut select = Sql::new(if sample == 0 {
-            "SELECT NULL AS id, COUNT(*) AS n FROM profiles p WHERE p.tenant_id = "
-        } else {
-            "SELECT p.id, COUNT(*) OVER () AS n FROM profiles p WHERE p.tenant_id = "
-        });
+        // One evaluation gives both the count and the sample: the matching ids are
+        // materialised once, then counted and the first few taken. (Ordering the profiles
+        // themselves by id would make the database walk them in index order, a random read of
+        // the whole table, instead of scanning it.)
+        let mut select =
+            Sql::new("WITH matching AS MATERIALIZED (SELECT p.id FROM profiles p WHERE p.tenant_id = ");
         select.bind(tenant).push(" AND p.merged_into IS NULL AND ");
         compile::condition(&mut select, &definition, &context)?;
-        if sample > 0 {
-            select.push(" ORDER BY p.id LIMIT ").bind(sample as i64);
+        if sample == 0 {
+            select.push(") SELECT NULL AS id, (SELECT COUNT(*) FROM matching) AS n");
+        } else {
+            select
+                .push(") SELECT id, (SELECT COUNT(*) FROM matching) AS n FROM matching ORDER BY id LIMIT ")
+                .bind(sample as i64);
         }
         let rows = select.fetch_all(&txn).await?;
         let count: i64 = match rows.first() {
