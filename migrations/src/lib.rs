@@ -39,6 +39,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "segment_members",
     "segment_changes",
     "profile_changes",
+    "change_feed_subscriptions",
 ];
 
 pub struct Migrator;

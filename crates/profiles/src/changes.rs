@@ -14,7 +14,7 @@ pub const CHANGES_WORK: &str = "profile_changes";
 /// Rows per statement.
 const BATCH: usize = 1000;
 
-/// Records that `profiles` changed at `now`.
+/// Records that `profiles` changed at `now`, if anyone has subscribed to the workspace's feed.
 pub(crate) async fn record<C: ConnectionTrait>(
     conn: &C,
     tenant: Uuid,
@@ -22,6 +22,11 @@ pub(crate) async fn record<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
     if profiles.is_empty() {
+        return Ok(());
+    }
+    let mut subscribed = Sql::new("SELECT 1 AS one FROM change_feed_subscriptions WHERE tenant_id = ");
+    subscribed.bind(tenant).push(" LIMIT 1");
+    if subscribed.fetch_one(conn).await?.is_none() {
         return Ok(());
     }
     for chunk in profiles.chunks(BATCH) {
@@ -57,4 +62,29 @@ pub(crate) async fn record<C: ConnectionTrait>(
         .push(") ON CONFLICT (kind, tenant_id) DO NOTHING");
     mark.execute(conn).await?;
     Ok(())
+}
+
+impl crate::Profiles {
+    /// Subscribes `consumer` to the workspace's change feed: from this commit on, every change
+    /// to a profile of the workspace is recorded. Subscribe before reading the data in full, so
+    /// no change falls between the two.
+    pub async fn subscribe_to_changes(
+        &self,
+        scope: &platform::TenantScope,
+        consumer: &str,
+    ) -> crate::Result<()> {
+        let txn = scope.begin_write(self.db()).await?;
+        let mut insert =
+            Sql::new("INSERT INTO change_feed_subscriptions (tenant_id, consumer, created_at) VALUES (");
+        insert
+            .bind(scope.tenant_id().as_uuid())
+            .push(", ")
+            .bind(consumer.to_owned())
+            .push(", ")
+            .bind(self.now())
+            .push(") ON CONFLICT (tenant_id, consumer) DO NOTHING");
+        insert.execute(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
 }

@@ -138,8 +138,14 @@ impl Segments {
                 .await?;
         }
         forget_erased(&txn, tenant, &profiles).await?;
+        // By profile (the primary key finds the rows) and by the change seen (a change made
+        // meanwhile has a new id and stays for the next round).
         let mut done = Sql::new("DELETE FROM profile_changes WHERE tenant_id = ");
-        done.bind(tenant).push(" AND change_id IN ").bind_list(seen);
+        done.bind(tenant)
+            .push(" AND profile_id IN ")
+            .bind_list(profiles.iter().map(ProfileId::as_uuid))
+            .push(" AND change_id IN ")
+            .bind_list(seen);
         done.execute(&txn).await?;
         txn.commit().await?;
         self.cache().segments_changed(scope.tenant_id().into()).await;

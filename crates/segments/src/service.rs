@@ -186,6 +186,8 @@ impl Segments {
         let name = check_name(&input.name)?;
         let description = check_description(&input.description)?;
         let definition = input.definition.parse()?;
+        // First, so that every change after the evaluation below reaches the real-time path.
+        self.profiles().subscribe_to_changes(&scope, "segments").await?;
         let id = SegmentId::new();
         let now = self.now();
         let tenant = scope.tenant_id().as_uuid();
