@@ -16,7 +16,10 @@ work=$(mktemp -d)
 cleanup() {
   kill "${server:-}" "${worker:-}" "${analyzer:-}" 2>/dev/null || true
   wait 2>/dev/null || true
-  psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  # KEEP_DB=1 keeps the database for a look afterwards (drop it yourself).
+  if [ -n "${KEEP_DB:-}" ]; then echo "kept database $db" >&2; else
+    psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
