@@ -1,6 +1,8 @@
 //! The profiles' change feed: every profile whose data changed (events processed, traits,
 //! consent, merges, erasure), once until a consumer — real-time segments — has taken it.
 //! `change_id` is renewed by every change, so a consumer deletes only what it has seen.
+//! `topics` says what changed (see `profiles::changes::Topics`), so a consumer re-evaluates
+//! only what those changes can affect.
 //! Changes are recorded only for workspaces with a subscriber (`change_feed_subscriptions`):
 //! a workspace without segments does not pay for a feed nobody reads.
 
@@ -22,6 +24,7 @@ CREATE TABLE profile_changes (
     profile_id {uuid} NOT NULL,
     change_id {uuid} NOT NULL,
     changed_at {ts} NOT NULL,
+    topics text NOT NULL,
     PRIMARY KEY (tenant_id, profile_id)
 );
 CREATE TABLE change_feed_subscriptions (

@@ -99,7 +99,13 @@ impl Profiles {
             .bind(now)
             .push(")");
         insert.execute(&graph.txn).await?;
-        crate::changes::record(&graph.txn, scope.tenant_id().as_uuid(), &[row.id.as_uuid()], now).await?;
+        let topics = {
+            let mut topics = crate::changes::Topics::default();
+            topics.add(crate::changes::Topics::CONSENT);
+            topics
+        };
+        crate::changes::record(&graph.txn, scope.tenant_id().as_uuid(), &[row.id.as_uuid()], &topics, now)
+            .await?;
         graph.commit().await?;
         Ok(Consent { purpose, channel, granted: input.granted, source, recorded_at: now })
     }

@@ -349,7 +349,7 @@ impl Profiles {
             merge_rows(&mut rows, MergeStep { survivor, merged: absorbed, cause }, None, now, &settings)?;
         apply_merge(txn, tenant, &merge, now).await?;
         let both: Vec<&ProfileRow> = rows.values().collect();
-        profile_row::save(txn, tenant, &both).await?;
+        profile_row::save_and_record(txn, tenant, &both, &crate::changes::Topics::everything()).await?;
         Ok(true)
     }
 }

@@ -198,7 +198,7 @@ impl Profiles {
         blocks.execute(txn).await?;
         // Consumers of the feed see the erased ids disappear (segments drop them).
         let erased: Vec<uuid::Uuid> = ids().collect();
-        crate::changes::record(txn, tenant, &erased, now).await?;
+        crate::changes::record(txn, tenant, &erased, &crate::changes::Topics::everything(), now).await?;
         self.tenancy()
             .audit_data_access(txn, actor, workspace, AuditAction::ProfileErased, row.id.as_uuid())
             .await?;

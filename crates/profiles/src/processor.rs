@@ -5,6 +5,7 @@
 
 use crate::{
     Identity, IdentityKind, Profiles,
+    changes::Topics,
     extract::{self, EventFacts},
     imports::{self, ImportKind},
     privacy::identity_hash,
@@ -35,6 +36,8 @@ struct PendingEvent {
     source: String,
     /// The import job of a CSV row.
     import: Option<(ImportKind, ImportId)>,
+    /// Its name, or its type when it has none (`identify`): what the change feed says of it.
+    name_or_type: String,
     facts: EventFacts,
 }
 
@@ -150,6 +153,7 @@ impl Profiles {
             let source: String = row.try_get("", "source")?;
             let import = imports::job_of_source(&source);
             events.push(PendingEvent {
+                name_or_type: name.clone().unwrap_or_else(|| event_type.clone()),
                 id: row.try_get("", "id")?,
                 occurred_at: row.try_get("", "occurred_at")?,
                 channel: row.try_get("", "channel")?,
@@ -173,6 +177,9 @@ impl Profiles {
         let mut unmatched_enrichment: Vec<Uuid> = Vec::new();
         let mut merges: Vec<ChunkMerge> = Vec::new();
         let mut redirects: HashMap<ProfileId, ProfileId> = HashMap::new();
+        // What the chunk changed, for the change feed's readers (one set for the chunk: a
+        // safe over-approximation for each of its profiles).
+        let mut topics = Topics::default();
         for event in &mut events {
             if suppressed.contains(&event.id) {
                 tallies.count(event.import, |t| &mut t.suppressed);
@@ -184,6 +191,7 @@ impl Profiles {
                 let row = owner.map(|p| current(p, &redirects)).and_then(|p| rows.get_mut(&p));
                 match row {
                     Some(row) => {
+                        topics.add(Topics::TRAITS);
                         event.apply_traits(row, &settings, now);
                         assignments.push((event.id, Some(row.id)));
                         tallies.count(event.import, |t| &mut t.processed);
@@ -222,6 +230,9 @@ impl Profiles {
                     redirects.insert(merged, survivor);
                 }
             }
+            if !resolution.attached.is_empty() {
+                topics.add(Topics::IDENTITIES);
+            }
             let identity_source =
                 if event.import.is_some() { traits::source::IMPORT } else { traits::source::EVENTS };
             attached.extend(
@@ -230,6 +241,12 @@ impl Profiles {
                     .into_iter()
                     .map(|identity| (identity, resolution.profile, identity_source)),
             );
+            if !event.facts.trait_updates.is_empty() {
+                topics.add(Topics::TRAITS);
+            }
+            if event.import.is_none() {
+                topics.add_event(&event.name_or_type);
+            }
             if let Some(row) = rows.get_mut(&resolution.profile) {
                 event.apply_traits(row, &settings, now);
                 // A CRM record is not behaviour: it does not count as a visit or a touch.
@@ -250,8 +267,11 @@ impl Profiles {
         for merge in &merges {
             apply_merge(txn, tenant, merge, now).await?;
         }
+        if !merges.is_empty() {
+            topics = Topics::everything();
+        }
         let dirty: Vec<&ProfileRow> = rows.values().collect();
-        profile_row::save(txn, tenant, &dirty).await?;
+        profile_row::save_and_record(txn, tenant, &dirty, &topics).await?;
         insert_identities(txn, tenant, &attached, &redirects, now).await?;
         update_events(txn, tenant, &assignments, &redirects, now).await?;
         // Events of erased people go; so does third-party data about people nobody knows.

@@ -169,10 +169,21 @@ pub(crate) async fn save<C: ConnectionTrait>(
         );
         sql.execute(conn).await?;
     }
-    // Every saved row is a changed profile (merged ones included: they leave their segments).
+    Ok(())
+}
+
+/// Saves rows and records them in the change feed on `topics` (merged rows included: they
+/// leave their segments).
+pub(crate) async fn save_and_record<C: ConnectionTrait>(
+    conn: &C,
+    tenant: Uuid,
+    rows: &[&ProfileRow],
+    topics: &crate::changes::Topics,
+) -> Result<(), sea_orm::DbErr> {
+    save(conn, tenant, rows).await?;
     let changed: Vec<Uuid> = rows.iter().map(|row| row.id.as_uuid()).collect();
     let now = rows.iter().map(|row| row.updated_at).max().unwrap_or_else(chrono::Utc::now);
-    crate::changes::record(conn, tenant, &changed, now).await
+    crate::changes::record(conn, tenant, &changed, topics, now).await
 }
 
 /// `INSERT INTO profiles … VALUES` with one tuple per row.

@@ -78,7 +78,13 @@ impl Profiles {
             recompute(txn, tenant, row, &settings.normalization).await?;
             row.updated_at = now;
         }
-        profile_row::save(txn, tenant, &[&survivor, &merged]).await?;
+        profile_row::save_and_record(
+            txn,
+            tenant,
+            &[&survivor, &merged],
+            &crate::changes::Topics::everything(),
+        )
+        .await?;
         let (a, b) =
             if survivor.id <= merged.id { (survivor.id, merged.id) } else { (merged.id, survivor.id) };
         let mut block =

@@ -4,14 +4,15 @@
 //! depend on the time are evaluated in full on a schedule, so people leave a 30-day window
 //! when their last order falls out of it, without any new event.
 
+use crate::ast::Condition;
 use crate::error::Result;
 use crate::membership;
 use crate::service::{Segments, load_definitions};
 use kernel::{ProfileId, SegmentId, WorkspaceId};
 use platform::sql::Sql;
 use platform::{Backend, TenantScope};
-use profiles::changes::CHANGES_WORK;
-use std::collections::HashSet;
+use profiles::changes::{CHANGES_WORK, Topics};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -108,7 +109,8 @@ impl Segments {
     async fn apply_change_batch(&self, scope: &TenantScope, skip_locked: bool) -> Result<usize> {
         let tenant = scope.tenant_id().as_uuid();
         let txn = scope.begin_write(self.db()).await?;
-        let mut select = Sql::new("SELECT profile_id, change_id FROM profile_changes WHERE tenant_id = ");
+        let mut select =
+            Sql::new("SELECT profile_id, change_id, topics FROM profile_changes WHERE tenant_id = ");
         select.bind(tenant).push(" ORDER BY profile_id LIMIT ").bind(BATCH);
         if self.db().backend() == Backend::Postgres {
             // Several workers share the feed: each takes rows the others are not working on,
@@ -122,20 +124,48 @@ impl Segments {
         }
         let mut profiles = Vec::with_capacity(rows.len());
         let mut seen = Vec::with_capacity(rows.len());
+        let mut topics: Vec<String> = Vec::with_capacity(rows.len());
         for row in &rows {
             profiles.push(ProfileId::from_uuid(row.try_get("", "profile_id")?));
             seen.push(row.try_get::<Uuid>("", "change_id")?);
+            topics.push(row.try_get("", "topics")?);
         }
         let definitions = load_definitions(&txn, tenant).await?;
         let mut versions = Sql::new("SELECT id, version FROM segments WHERE tenant_id = ");
         versions.bind(tenant);
-        let now = self.now();
+        let mut segments = Vec::new();
         for row in versions.fetch_all(&txn).await? {
             let id = SegmentId::from_uuid(row.try_get("", "id")?);
             let version: i32 = row.try_get("", "version")?;
-            let Some(definition) = definitions.get(&id) else { continue };
-            membership::evaluate(&txn, tenant, id, version, definition, &definitions, now, Some(&profiles))
-                .await?;
+            if let Some(definition) = definitions.get(&id) {
+                segments.push((id, version, definition, reads(definition, &definitions, 0)));
+            }
+        }
+        // Profiles changed on the same topics are evaluated together, against the segments
+        // those topics can affect only.
+        let mut by_topics: BTreeMap<&str, Vec<ProfileId>> = BTreeMap::new();
+        for (profile, topics) in profiles.iter().zip(&topics) {
+            by_topics.entry(topics.as_str()).or_default().push(*profile);
+        }
+        let now = self.now();
+        for (topics, group) in &by_topics {
+            let topics = Topics::decode(topics);
+            for (id, version, definition, reads) in &segments {
+                if reads.iter().any(|topic| topics.touches(topic)) {
+                    membership::evaluate(
+                        &txn,
+                        tenant,
+                        *id,
+                        *version,
+                        definition,
+                        &definitions,
+                        now,
+                        Some(group),
+                    )
+                    .await?;
+                    self.count_realtime_evaluation();
+                }
+            }
         }
         forget_erased(&txn, tenant, &profiles).await?;
         // By profile (the primary key finds the rows) and by the change seen (a change made
@@ -205,4 +235,44 @@ async fn forget_erased<C: sea_orm::ConnectionTrait>(
         delete.execute(txn).await?;
     }
     Ok(())
+}
+
+/// The change-feed topics a definition reads (see `profiles::changes::Topics`): a change on
+/// none of them cannot change its membership.
+pub(crate) fn reads(
+    condition: &Condition,
+    definitions: &HashMap<SegmentId, Condition>,
+    depth: usize,
+) -> BTreeSet<String> {
+    let mut topics = BTreeSet::new();
+    let mut add = |topic: String| {
+        topics.insert(topic);
+    };
+    match condition {
+        Condition::And { conditions } | Condition::Or { conditions } => {
+            for c in conditions {
+                reads(c, definitions, depth + 1).into_iter().for_each(&mut add);
+            }
+        }
+        Condition::Not { condition } => reads(condition, definitions, depth + 1).into_iter().for_each(add),
+        Condition::Trait { .. } => add(Topics::TRAITS.to_owned()),
+        // Computed traits, channels and devices follow every event.
+        Condition::Computed { .. } | Condition::Channel { .. } | Condition::Device { .. } => {
+            add("event:*".to_owned())
+        }
+        Condition::Event { name, .. } => add(format!("event:{name}")),
+        Condition::Sequence { steps, .. } => {
+            steps.iter().for_each(|step| add(format!("event:{}", step.name)))
+        }
+        Condition::Identity { .. } => add(Topics::IDENTITIES.to_owned()),
+        Condition::Consent { .. } => add(Topics::CONSENT.to_owned()),
+        Condition::Segment { id } => match definitions.get(id) {
+            Some(nested) if depth < crate::ast::MAX_DEPTH => {
+                reads(nested, definitions, depth + 1).into_iter().for_each(add)
+            }
+            // A missing or too deep reference: read everything rather than miss a change.
+            _ => add("*".to_owned()),
+        },
+    }
+    topics
 }

@@ -119,6 +119,8 @@ pub struct Segments {
 struct Inner {
     db: Db,
     cache: SegmentsCache,
+    /// Segment evaluations of the real-time path since the process started.
+    realtime_evaluations: std::sync::atomic::AtomicU64,
     tenancy: Tenancy,
     profiles: profiles::Profiles,
     clock: Arc<dyn Clock>,
@@ -132,11 +134,30 @@ impl Segments {
         profiles: profiles::Profiles,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { inner: Arc::new(Inner { db, cache: SegmentsCache::new(cache), tenancy, profiles, clock }) }
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                cache: SegmentsCache::new(cache),
+                realtime_evaluations: Default::default(),
+                tenancy,
+                profiles,
+                clock,
+            }),
+        }
     }
 
     pub(crate) fn cache(&self) -> &SegmentsCache {
         &self.inner.cache
+    }
+
+    /// Segments evaluated by the real-time path since the process started (one per segment
+    /// and group of changed profiles).
+    pub fn realtime_evaluations(&self) -> u64 {
+        self.inner.realtime_evaluations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_realtime_evaluation(&self) {
+        self.inner.realtime_evaluations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Hits and misses of the answer cache since the process started.
