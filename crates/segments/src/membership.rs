@@ -84,6 +84,8 @@ pub(crate) async fn evaluate<C: ConnectionTrait>(
                 .bind(now)
                 .push(")");
         }
+        // A full refresh and the real-time path may add the same person at the same moment.
+        insert.push(" ON CONFLICT (tenant_id, segment_id, profile_id) DO NOTHING");
         insert.execute(txn).await?;
     }
     for chunk in exited.chunks(BATCH) {
@@ -126,18 +128,34 @@ pub(crate) async fn evaluate<C: ConnectionTrait>(
         insert.execute(txn).await?;
     }
 
-    let mut size = Sql::new("SELECT COUNT(*) AS n FROM segment_members WHERE tenant_id = ");
-    size.bind(tenant).push(" AND segment_id = ").bind(segment.as_uuid());
-    let size: i64 = match size.fetch_one(txn).await? {
-        Some(row) => row.try_get("", "n")?,
-        None => 0,
+    // A full evaluation counts the members; the real-time path adds its difference, so its cost
+    // follows the changed profiles and not the segment's size.
+    let size: i64 = if only.is_none() {
+        let mut count = Sql::new("SELECT COUNT(*) AS n FROM segment_members WHERE tenant_id = ");
+        count.bind(tenant).push(" AND segment_id = ").bind(segment.as_uuid());
+        let size = match count.fetch_one(txn).await? {
+            Some(row) => row.try_get("", "n")?,
+            None => 0,
+        };
+        let mut update = Sql::new("UPDATE segments SET size = ");
+        update.bind(size).push(", evaluated_at = ").bind(now);
+        update.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(segment.as_uuid());
+        update.execute(txn).await?;
+        size
+    } else {
+        let delta = entered.len() as i64 - exited.len() as i64;
+        let mut update = Sql::new("UPDATE segments SET size = size + ");
+        update
+            .bind(delta)
+            .push(" WHERE tenant_id = ")
+            .bind(tenant)
+            .push(" AND id = ")
+            .bind(segment.as_uuid())
+            .push(" RETURNING size");
+        match update.fetch_one(txn).await? {
+            Some(row) => row.try_get("", "size")?,
+            None => 0,
+        }
     };
-    let mut update = Sql::new("UPDATE segments SET size = ");
-    update.bind(size);
-    if only.is_none() {
-        update.push(", evaluated_at = ").bind(now);
-    }
-    update.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(segment.as_uuid());
-    update.execute(txn).await?;
     Ok(Evaluation { entered: entered.len(), exited: exited.len(), size })
 }
