@@ -12,6 +12,7 @@ pub mod settings;
 pub mod sql;
 pub mod telemetry;
 pub mod tenant;
+pub mod work_queue;
 
 pub use cache::Cache;
 pub use db::{Backend, Db};

@@ -127,15 +127,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
         );
         insert.execute(conn).await?;
     }
-    let mut mark = Sql::new("INSERT INTO pending_work (kind, tenant_id, since) VALUES (");
-    mark.bind(CHANGES_WORK)
-        .push(", ")
-        .bind(tenant)
-        .push(", ")
-        .bind(now)
-        .push(") ON CONFLICT (kind, tenant_id) DO NOTHING");
-    mark.execute(conn).await?;
-    Ok(())
+    platform::work_queue::mark(conn, CHANGES_WORK, tenant, now).await
 }
 
 impl crate::Profiles {

@@ -95,14 +95,7 @@ impl Profiles {
         insert.push(" ON CONFLICT (tenant_id, message_id) DO NOTHING");
         let stored = insert.execute(txn).await? as usize;
         if stored > 0 {
-            let mut mark = Sql::new("INSERT INTO pending_work (kind, tenant_id, since) VALUES (");
-            mark.bind(INGEST_WORK)
-                .push(", ")
-                .bind(tenant)
-                .push(", ")
-                .bind(self.now())
-                .push(") ON CONFLICT (kind, tenant_id) DO NOTHING");
-            mark.execute(txn).await?;
+            platform::work_queue::mark(txn, INGEST_WORK, tenant, self.now()).await?;
         }
         Ok(stored)
     }

@@ -2,8 +2,9 @@
 //! this process commits events, polls the `pending_work` queue for events committed by other
 //! replicas, and sweeps every workspace now and then so nothing waits forever on a lost mark.
 
-use crate::{Profiles, ingest::INGEST_WORK, service::Result, sql::Sql};
+use crate::{Profiles, ingest::INGEST_WORK, service::Result};
 use kernel::WorkspaceId;
+use platform::work_queue;
 use std::time::Duration;
 use tokio::{sync::watch, task::JoinSet};
 
@@ -51,18 +52,7 @@ impl Profiles {
         concurrency: usize,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<usize> {
-        let conn = self.db().connection();
-        let query = if sweep {
-            Sql::new("SELECT id AS tenant_id FROM workspaces")
-        } else {
-            let mut query = Sql::new("SELECT tenant_id FROM pending_work WHERE kind = ");
-            query.bind(INGEST_WORK);
-            query
-        };
-        let mut workspaces = Vec::new();
-        for row in query.fetch_all(conn).await? {
-            workspaces.push(WorkspaceId::from_uuid(row.try_get("", "tenant_id")?));
-        }
+        let workspaces = work_queue::marked(self.db().connection(), INGEST_WORK, sweep).await?;
         let mut workspaces = workspaces.into_iter();
         let mut running = JoinSet::new();
         let mut processed = 0;
@@ -99,9 +89,7 @@ impl Profiles {
         shutdown: &watch::Receiver<bool>,
     ) -> Result<usize> {
         // The mark goes first: events committed from now on set it again.
-        let mut clear = Sql::new("DELETE FROM pending_work WHERE kind = ");
-        clear.bind(INGEST_WORK).push(" AND tenant_id = ").bind(workspace.as_uuid());
-        clear.execute(self.db().connection()).await?;
+        work_queue::take(self.db().connection(), INGEST_WORK, workspace).await?;
         let scope = self.tenancy().queued_work_scope(workspace).await?;
         let outcome = self.process_pending_until(&scope, shutdown).await?;
         if outcome.processed + outcome.suppressed > 0 {

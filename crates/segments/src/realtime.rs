@@ -8,9 +8,9 @@ use crate::ast::Condition;
 use crate::error::Result;
 use crate::membership;
 use crate::service::{Segments, load_definitions};
-use kernel::{ProfileId, SegmentId, WorkspaceId};
+use kernel::{ProfileId, SegmentId};
 use platform::sql::Sql;
-use platform::{Backend, TenantScope};
+use platform::{Backend, TenantScope, work_queue};
 use profiles::changes::{CHANGES_WORK, Topics};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -77,23 +77,10 @@ impl Segments {
     /// other workers hold; otherwise only marked workspaces, skipping rows held elsewhere.
     async fn apply_changes_with(&self, sweep: bool) -> Result<usize> {
         let conn = self.db().connection();
-        let query = if sweep {
-            Sql::new("SELECT id AS tenant_id FROM workspaces")
-        } else {
-            let mut query = Sql::new("SELECT tenant_id FROM pending_work WHERE kind = ");
-            query.bind(CHANGES_WORK);
-            query
-        };
-        let mut workspaces = Vec::new();
-        for row in query.fetch_all(conn).await? {
-            workspaces.push(WorkspaceId::from_uuid(row.try_get("", "tenant_id")?));
-        }
         let mut applied = 0;
-        for workspace in workspaces {
+        for workspace in work_queue::marked(conn, CHANGES_WORK, sweep).await? {
             // The mark goes first: changes committed from now on set it again.
-            let mut clear = Sql::new("DELETE FROM pending_work WHERE kind = ");
-            clear.bind(CHANGES_WORK).push(" AND tenant_id = ").bind(workspace.as_uuid());
-            clear.execute(conn).await?;
+            work_queue::take(conn, CHANGES_WORK, workspace).await?;
             let scope = self.tenancy().queued_work_scope(workspace).await?;
             loop {
                 let n = self.apply_change_batch(&scope, !sweep).await?;
@@ -184,13 +171,8 @@ impl Segments {
 
     /// Evaluates in full every segment whose membership depends on the time.
     pub async fn refresh_time_relative(&self) -> Result<usize> {
-        let conn = self.db().connection();
-        let mut workspaces = Vec::new();
-        for row in Sql::new("SELECT id FROM workspaces").fetch_all(conn).await? {
-            workspaces.push(WorkspaceId::from_uuid(row.try_get("", "id")?));
-        }
         let mut refreshed = 0;
-        for workspace in workspaces {
+        for workspace in work_queue::every_workspace(self.db().connection()).await? {
             let scope = self.tenancy().queued_work_scope(workspace).await?;
             let txn = scope.begin(self.db()).await?;
             let mut select = Sql::new("SELECT id FROM segments WHERE tenant_id = ");
