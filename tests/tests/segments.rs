@@ -40,15 +40,7 @@ async fn population(app: &TestApp) -> (String, String) {
     assert_eq!(status, 200, "{body}");
     app.process_events().await;
     let carol = profile_of(app, &token, &workspace, "carol").await;
-    let consent = app
-        .gql(
-            "mutation($w: ID!, $p: ID!) { setConsent(workspaceId: $w, profileId: $p,
-               input: {purpose: \"marketing\", channel: \"email\", granted: true, source: \"crm\"}) { granted } }",
-            json!({"w": workspace, "p": carol}),
-            Some(&token),
-        )
-        .await;
-    assert_eq!(consent.data("setConsent.granted"), &json!(true), "{:?}", consent.body);
+    consent(app, &token, &workspace, &carol, "email", true).await;
     (token, workspace)
 }
 
@@ -71,21 +63,20 @@ const PREVIEW: &str = "query($w: ID!, $d: SegmentDefinitionInput!) {
       count definition { text json }
       sample { identities { kind value } } } }";
 
+/// A profile's user id, from its `identities { kind value }`.
+fn user_id(profile: &Value) -> Option<String> {
+    let identities = profile["identities"].as_array()?;
+    let user = identities.iter().find(|i| i["kind"] == "user_id")?;
+    user["value"].as_str().map(str::to_owned)
+}
+
 /// Who a definition selects, by user id (`dave` for the anonymous visitor).
 async fn selected(app: &TestApp, token: &str, workspace: &str, text: &str) -> BTreeSet<String> {
     let answer = app.gql(PREVIEW, json!({"w": workspace, "d": {"text": text}}), Some(token)).await;
     assert!(answer.body.get("errors").is_none(), "{text}: {:?}", answer.body);
     let sample = answer.data("segmentPreview.sample").as_array().unwrap().clone();
     assert_eq!(answer.data("segmentPreview.count"), &json!(sample.len()), "{text}");
-    sample
-        .iter()
-        .map(|profile| {
-            let identities = profile["identities"].as_array().unwrap();
-            let user =
-                identities.iter().find(|i| i["kind"] == "user_id").map(|i| i["value"].as_str().unwrap());
-            user.unwrap_or("dave").to_owned()
-        })
-        .collect()
+    sample.iter().map(|profile| user_id(profile).unwrap_or_else(|| "dave".to_owned())).collect()
 }
 
 fn people(names: &[&str]) -> BTreeSet<String> {
@@ -338,6 +329,13 @@ async fn membership_follows_versions_with_entries_and_exits(backend: Backend) {
         .await;
     assert_eq!(again.data("evaluateSegment"), &json!({"entered": 0, "exited": 0, "size": 2}));
 
+    // The workspace's segments, oldest first, page by page.
+    let later = create(&app, &token, &workspace, "Later", "has email").await;
+    let list = "query($w: ID!, $after: String) { segments(workspaceId: $w, first: 1, after: $after) {
+        edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }";
+    let (ids, pages) = app.all_pages(list, json!({"w": workspace}), Some(&token), "segments", "id").await;
+    assert_eq!((ids, pages), (vec![pro.clone(), later], 2));
+
     // Names are unique per workspace.
     app.gql(CREATE, json!({"w": workspace, "n": "Buyers", "t": "has email"}), Some(&token))
         .await
@@ -490,13 +488,7 @@ async fn real_time_membership_follows_events_consent_merges_and_erasure(backend:
     let cookie_f = cookie_f.into_iter().next().unwrap();
 
     // Consent given at the moment of use counts at once.
-    app.gql(
-        "mutation($w: ID!, $p: ID!) { setConsent(workspaceId: $w, profileId: $p,
-           input: {purpose: \"marketing\", channel: \"*\", granted: true, source: \"form\"}) { granted } }",
-        json!({"w": workspace, "p": erin}),
-        Some(&token),
-    )
-    .await;
+    consent(&app, &token, &workspace, &erin, "*", true).await;
     app.segments.apply_changes().await.unwrap();
     assert_eq!(members_of(&app, &token, &workspace, &reachable).await, [erin.clone()].into_iter().collect());
 
@@ -689,13 +681,7 @@ async fn random_definitions_agree(app: &TestApp, seed: u64) {
         if round == 2 {
             // Consent arrives between events.
             let someone = profile_of(app, &token, &workspace, "p3").await;
-            app.gql(
-                "mutation($w: ID!, $p: ID!) { setConsent(workspaceId: $w, profileId: $p,
-                   input: {purpose: \"marketing\", channel: \"email\", granted: true, source: \"form\"}) { granted } }",
-                json!({"w": workspace, "p": someone}),
-                Some(&token),
-            )
-            .await;
+            consent(app, &token, &workspace, &someone, "email", true).await;
             app.segments.apply_changes().await.unwrap();
         }
     }
@@ -708,28 +694,19 @@ async fn random_definitions_agree(app: &TestApp, seed: u64) {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| {
-                p["identities"].as_array().unwrap().iter().find(|i| i["kind"] == "user_id").unwrap()["value"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
+            .map(|p| user_id(p).unwrap())
             .collect();
-        let stored_users: BTreeSet<String> = {
-            let mut users = BTreeSet::new();
-            for profile in &stored {
-                let found = app.gql("query($w: ID!, $p: ID!) { profile(workspaceId: $w, id: $p) { identities { kind value } } }",
-                    json!({"w": workspace, "p": profile}), Some(&token)).await;
-                let identities = found.data("profile.identities").as_array().unwrap().clone();
-                users.insert(
-                    identities.iter().find(|i| i["kind"] == "user_id").unwrap()["value"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                );
-            }
-            users
-        };
+        let mut stored_users = BTreeSet::new();
+        for profile in &stored {
+            let found = app
+                .gql(
+                    "query($w: ID!, $p: ID!) { profile(workspaceId: $w, id: $p) { identities { kind value } } }",
+                    json!({"w": workspace, "p": profile}),
+                    Some(&token),
+                )
+                .await;
+            stored_users.insert(user_id(found.data("profile")).unwrap());
+        }
         assert_eq!(stored_users, batch, "seed {seed:#x}: {text}");
         if !batch.is_empty() && batch.len() < 15 {
             non_trivial += 1;

@@ -98,22 +98,7 @@ fn revenue(name: Option<&str>, properties: Option<&Value>) -> f64 {
 }
 
 fn postal_identity(traits: &Map<String, Value>) -> Option<Identity> {
-    let address = traits.get("address")?.as_object()?;
-    let text =
-        |map: &Map<String, Value>, key: &str| map.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
-    let name = match traits.get("name").and_then(Value::as_str) {
-        Some(name) => name.to_owned(),
-        None => format!("{} {}", text(traits, "firstName"), text(traits, "lastName")).trim().to_owned(),
-    };
-    Identity::postal(&PostalAddress {
-        name,
-        line1: text(address, "street"),
-        line2: None,
-        postal_code: text(address, "postalCode"),
-        city: text(address, "city"),
-        country: text(address, "country"),
-    })
-    .ok()
+    Identity::postal(&PostalAddress::from_traits(traits)?).ok()
 }
 
 /// Lower-cased names and emails for the profile text search.

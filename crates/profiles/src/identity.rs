@@ -127,6 +127,24 @@ pub struct PostalAddress {
     pub country: String,
 }
 
+impl PostalAddress {
+    /// The address in a person's trait values (`address: {street, postalCode, city, country}`
+    /// and the name traits), as the Segment spec writes it; `None` without an `address`.
+    pub fn from_traits(values: &serde_json::Map<String, serde_json::Value>) -> Option<Self> {
+        let address = values.get("address")?.as_object()?;
+        let text =
+            |key: &str| address.get(key).and_then(serde_json::Value::as_str).unwrap_or("").trim().to_owned();
+        Some(Self {
+            name: crate::traits::display_name(values),
+            line1: text("street"),
+            line2: None,
+            postal_code: text("postalCode"),
+            city: text("city"),
+            country: text("country"),
+        })
+    }
+}
+
 impl Identity {
     /// Normalises `raw` for `kind`, refusing what cannot be an identifier of that kind.
     pub fn parse(

@@ -111,6 +111,15 @@ pub fn values(traits: &Map<String, Value>) -> Map<String, Value> {
     traits.iter().map(|(k, v)| (k.clone(), v.get("value").cloned().unwrap_or(Value::Null))).collect()
 }
 
+/// A person's name from their trait values: `name`, else `firstName lastName`; empty if none.
+pub fn display_name(values: &Map<String, Value>) -> String {
+    let text = |key: &str| values.get(key).and_then(Value::as_str).unwrap_or("").trim().to_owned();
+    match values.get("name").and_then(Value::as_str) {
+        Some(name) => name.trim().to_owned(),
+        None => format!("{} {}", text("firstName"), text("lastName")).trim().to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

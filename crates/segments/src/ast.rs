@@ -479,7 +479,7 @@ fn check_key(what: &str, name: &str) -> Result<()> {
 }
 
 /// Channels, purposes and identity kinds are lower-case words, as the profiles store them.
-fn check_word(what: &str, word: &str) -> Result<()> {
+pub(crate) fn check_word(what: &str, word: &str) -> Result<()> {
     let ok = word.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && word.len() <= 64
         && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use kernel::{ProfileId, SegmentId, WorkspaceId};
 use platform::TenantScope;
 use platform::sql::Sql;
+use profiles::PostalAddress;
 use profiles::consent::{self, Consent, ContactDecision};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -70,8 +71,8 @@ pub struct AudienceExport {
     header_written: bool,
     finished: bool,
     /// People written and left out so far, for the log line at the end.
-    pub written: u64,
-    pub skipped: u64,
+    written: u64,
+    skipped: u64,
 }
 
 impl Segments {
@@ -86,19 +87,11 @@ impl Segments {
         request: ExportRequest,
     ) -> Result<AudienceExport> {
         let scope = self.tenancy().authorize(actor, workspace, Permission::Write).await?;
-        for (what, word) in [("channel", &request.channel), ("purpose", &request.purpose)] {
-            let ok = word.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && word.len() <= 32
-                && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !ok {
-                return Err(SegmentsError::invalid(format!(
-                    "the {what} must be lower-case letters, digits and _"
-                )));
-            }
-        }
+        crate::ast::check_word("channel", &request.channel)?;
+        crate::ast::check_word("purpose", &request.purpose)?;
         // The audit entry is a write: on SQLite the transaction must say so from the start.
         let txn = scope.begin_write(self.db()).await?;
-        self.segment_in(&txn, workspace, segment).await?;
+        crate::service::load(&txn, workspace, segment).await?;
         self.tenancy()
             .audit_data_access(&txn, actor, workspace, AuditAction::AudienceExported, segment.as_uuid())
             .await?;
@@ -227,15 +220,7 @@ impl AudienceExport {
         if decision != ContactDecision::Allowed || consent::is_minor(&person.traits, self.now) {
             return None;
         }
-        let text = |map: &Map<String, Value>, key: &str| {
-            map.get(key).and_then(Value::as_str).unwrap_or("").trim().to_owned()
-        };
-        let name = match person.traits.get("name").and_then(Value::as_str) {
-            Some(name) => name.trim().to_owned(),
-            None => format!("{} {}", text(&person.traits, "firstName"), text(&person.traits, "lastName"))
-                .trim()
-                .to_owned(),
-        };
+        let name = profiles::traits::display_name(&person.traits);
         match self.request.format {
             AudienceFormat::Hashed => {
                 let (email, phone) = (person.emails.first(), person.phones.first());
@@ -252,19 +237,15 @@ impl AudienceExport {
                 Some(vec![phone.clone(), name])
             }
             AudienceFormat::Postal => {
-                let address = person.traits.get("address")?.as_object()?;
-                let row = vec![
-                    name,
-                    text(address, "street"),
-                    text(address, "postalCode"),
-                    text(address, "city"),
-                    text(address, "country"),
-                ];
+                let address = PostalAddress::from_traits(&person.traits)?;
                 // A letter needs a name, a street, a city and a country.
-                if row[0].is_empty() || row[1].is_empty() || row[3].is_empty() || row[4].is_empty() {
+                if [&address.name, &address.line1, &address.city, &address.country]
+                    .iter()
+                    .any(|f| f.is_empty())
+                {
                     return None;
                 }
-                Some(row)
+                Some(vec![address.name, address.line1, address.postal_code, address.city, address.country])
             }
         }
     }

@@ -49,7 +49,7 @@ impl Segments {
         }
         let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
         let txn = scope.begin(self.db()).await?;
-        self.segment_in(&txn, workspace, id).await?;
+        crate::service::load(&txn, workspace, id).await?;
         let day = match self.db().backend() {
             Backend::Postgres => "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
             // Stored as RFC 3339 in UTC: the date is the first ten characters.
@@ -104,7 +104,7 @@ impl Segments {
         let txn = scope.begin(self.db()).await?;
         let mut sizes: HashMap<SegmentId, i64> = HashMap::new();
         for id in &unique {
-            sizes.insert(*id, self.segment_in(&txn, workspace, *id).await?.size);
+            sizes.insert(*id, crate::service::load(&txn, workspace, *id).await?.size);
         }
         let tenant = workspace.as_uuid();
         let mut select = Sql::new(

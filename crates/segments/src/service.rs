@@ -181,16 +181,6 @@ impl Segments {
         self.inner.clock.now()
     }
 
-    /// The segment, or `NOT_FOUND` (also for another workspace's id).
-    pub(crate) async fn segment_in<C: ConnectionTrait>(
-        &self,
-        txn: &C,
-        workspace: WorkspaceId,
-        id: SegmentId,
-    ) -> Result<Segment> {
-        load(txn, workspace, id).await
-    }
-
     async fn authorize(
         &self,
         actor: &Actor,
@@ -597,7 +587,12 @@ impl Segments {
 const SEGMENT_COLUMNS: &str =
     "id, name, description, version, definition, size, evaluated_at, created_by, created_at, updated_at";
 
-async fn load<C: ConnectionTrait>(txn: &C, workspace: WorkspaceId, id: SegmentId) -> Result<Segment> {
+/// The segment, or `NOT_FOUND` (also for another workspace's id).
+pub(crate) async fn load<C: ConnectionTrait>(
+    txn: &C,
+    workspace: WorkspaceId,
+    id: SegmentId,
+) -> Result<Segment> {
     let mut select = Sql::new(&format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE tenant_id = "));
     select.bind(workspace.as_uuid()).push(" AND id = ").bind(id.as_uuid());
     let row = select.fetch_one(txn).await?.ok_or(SegmentsError::NotFound)?;
