@@ -112,6 +112,35 @@ impl Profiles {
         Ok(Profile::from_row(workspace, row))
     }
 
+    /// Several profiles by id in one read, in the order given (a merged id answers with the
+    /// profile it is part of now; ids that do not exist are left out).
+    pub async fn profiles_by_id(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        ids: &[ProfileId],
+    ) -> Result<Vec<Profile>> {
+        let scope = self.tenancy().authorize(actor, workspace, Permission::Read).await?;
+        let txn = scope.begin(self.db()).await?;
+        let mut rows: std::collections::HashMap<ProfileId, ProfileRow> =
+            profile_row::load(&txn, scope.tenant_id().as_uuid(), ids)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = match rows.remove(id) {
+                Some(row) if row.merged_into.is_none() => row,
+                Some(_) => live_profile(&txn, &scope, *id).await?,
+                None => continue,
+            };
+            found.push(Profile::from_row(workspace, row));
+        }
+        txn.commit().await?;
+        Ok(found)
+    }
+
     pub async fn profiles(
         &self,
         actor: &Actor,

@@ -249,11 +249,9 @@ impl SegmentPreview {
 
     /// A few of the people selected, in order of profile id.
     async fn sample(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Profile>> {
-        let mut sample = Vec::with_capacity(self.preview.sample.len());
-        for id in &self.preview.sample {
-            sample.push(ctx.profiles().profile(ctx.actor()?, self.workspace, *id).await.gql().map(Profile)?);
-        }
-        Ok(sample)
+        let found =
+            ctx.profiles().profiles_by_id(ctx.actor()?, self.workspace, &self.preview.sample).await.gql()?;
+        Ok(found.into_iter().map(Profile).collect())
     }
 }
 
