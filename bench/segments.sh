@@ -116,7 +116,7 @@ BENCH_DELAY_MS=$((2 * 1000 * 100 / STEADY_EVENTS_PER_SECOND)) \
 wait_until_processed $server
 sleep 2
 # The delay is measured from the processing of the event that made the person enter
-# (`processed_at`, stamped when its chunk starts, so the chunk's own writing time is included)
+# (`processed_at`, stamped when its chunk's results are written, just before the commit)
 # and, end to end, from its acceptance (`received_at`).
 sql "WITH entries AS (
        SELECT c.at, e.processed_at, e.received_at

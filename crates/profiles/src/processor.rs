@@ -273,7 +273,9 @@ impl Profiles {
         let dirty: Vec<&ProfileRow> = rows.values().collect();
         profile_row::save_and_record(txn, tenant, &dirty, &topics).await?;
         insert_identities(txn, tenant, &attached, &redirects, now).await?;
-        update_events(txn, tenant, &assignments, &redirects, now).await?;
+        // An event counts as processed when its chunk's results are written, not when the
+        // chunk started: downstream delays (real-time segments) are measured from here.
+        update_events(txn, tenant, &assignments, &redirects, self.now()).await?;
         // Events of erased people go; so does third-party data about people nobody knows.
         let dropped: Vec<Uuid> = suppressed.iter().chain(&unmatched_enrichment).copied().collect();
         for chunk in dropped.chunks(1000) {

@@ -7,7 +7,7 @@
 use crate::ast::Condition;
 use crate::error::Result;
 use crate::membership;
-use crate::service::{Segments, load_definitions};
+use crate::service::{Segments, Urgency, load_definitions};
 use kernel::{ProfileId, SegmentId};
 use platform::sql::Sql;
 use platform::{Backend, TenantScope, work_queue};
@@ -185,7 +185,7 @@ impl Segments {
                 .collect::<Result<Vec<_>>>()?;
             txn.commit().await?;
             for id in ids {
-                self.evaluate_in_scope(&scope, id, None).await?;
+                self.evaluate_in_scope(&scope, id, Urgency::Background).await?;
                 refreshed += 1;
             }
         }

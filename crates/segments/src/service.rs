@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use kernel::{Clock, Page, PageRequest, ProfileId, SegmentId, WorkspaceId};
 use platform::paging::Order;
 use platform::sql::{Sql, json};
-use platform::{Cache, Db, TenantScope};
+use platform::{Backend, Cache, Db, TenantScope};
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -111,6 +111,13 @@ pub struct MembershipChange {
 }
 
 /// The segments service. Cheap to clone.
+/// Whether someone waits for an evaluation (the API) or not (the scheduled refresh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Urgency {
+    Interactive,
+    Background,
+}
+
 #[derive(Clone)]
 pub struct Segments {
     inner: Arc<Inner>,
@@ -459,18 +466,23 @@ impl Segments {
     #[tracing::instrument(skip_all, fields(workspace = %workspace, segment = %id))]
     pub async fn evaluate(&self, actor: &Actor, workspace: WorkspaceId, id: SegmentId) -> Result<Evaluation> {
         let scope = self.authorize(actor, workspace, Permission::Write).await?;
-        self.evaluate_in_scope(&scope, id, None).await
+        self.evaluate_in_scope(&scope, id, Urgency::Interactive).await
     }
 
-    /// Evaluation for the workers: the whole segment, or only `profiles` (the real-time path).
-    pub async fn evaluate_in_scope(
+    /// Evaluates a whole segment into stored membership. A `Background` evaluation (the
+    /// scheduled refresh) runs without parallel workers on PostgreSQL: it takes one core for
+    /// longer instead of every core at once, so the real-time path keeps running beside it.
+    pub(crate) async fn evaluate_in_scope(
         &self,
         scope: &TenantScope,
         id: SegmentId,
-        profiles: Option<&[ProfileId]>,
+        urgency: Urgency,
     ) -> Result<Evaluation> {
         let tenant = scope.tenant_id().as_uuid();
         let txn = scope.begin_write(self.db()).await?;
+        if urgency == Urgency::Background && self.db().backend() == Backend::Postgres {
+            Sql::new("SET LOCAL max_parallel_workers_per_gather = 0").execute(&txn).await?;
+        }
         let segment = load(&txn, WorkspaceId::from_uuid(tenant), id).await?;
         let definitions = load_definitions(&txn, tenant).await?;
         let evaluation = membership::evaluate(
@@ -481,7 +493,7 @@ impl Segments {
             &segment.definition,
             &definitions,
             self.now(),
-            profiles,
+            None,
         )
         .await?;
         txn.commit().await?;
