@@ -16,6 +16,7 @@ mod m0006_lean_indexes;
 mod m0007_segments;
 mod m0008_profile_changes;
 mod m0009_segment_indexes;
+mod m0010_campaigns;
 
 pub use sea_orm_migration;
 
@@ -40,6 +41,17 @@ pub const TENANT_TABLES: &[&str] = &[
     "segment_changes",
     "profile_changes",
     "change_feed_subscriptions",
+    "channels",
+    "content_blocks",
+    "contents",
+    "journeys",
+    "journey_versions",
+    "journey_enrollments",
+    "outbox",
+    "touchpoints",
+    "send_blocks",
+    "campaign_settings",
+    "frequency_caps",
 ];
 
 pub struct Migrator;
@@ -57,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_segments::Migration),
             Box::new(m0008_profile_changes::Migration),
             Box::new(m0009_segment_indexes::Migration),
+            Box::new(m0010_campaigns::Migration),
         ]
     }
 }
@@ -132,6 +145,7 @@ mod tests {
             super::m0004_imports::TENANT_TABLES,
             super::m0007_segments::TENANT_TABLES,
             super::m0008_profile_changes::TENANT_TABLES,
+            super::m0010_campaigns::TENANT_TABLES,
         ]
         .concat();
         assert_eq!(steps, super::TENANT_TABLES);

@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 
 pub use platform::Backend;
 
+pub mod receiver;
+
 pub const OWNER_PASSWORD: &str = "correct horse battery staple";
 const APP_ROLE: &str = "passerelle_app";
 const OWNER_ROLE: &str = "passerelle_owner";
@@ -56,6 +58,9 @@ pub struct TestApp {
     pub profiles: profiles::Profiles,
     /// The running app's segments service, for deterministic rounds of its real-time worker.
     pub segments: segments::Segments,
+    /// The running app's campaigns service, for deterministic rounds of the journey executor
+    /// and of delivery.
+    pub campaigns: campaigns::Campaigns,
     _data_dir: TempDir,
 }
 
@@ -156,7 +161,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     configure(&mut settings);
     let app = Application::build(settings.clone()).await.expect("the application builds");
     let (addr, services) = app.spawn();
-    let passerelle::Services { tenancy, profiles, segments, .. } = services;
+    let passerelle::Services { tenancy, profiles, segments, campaigns, .. } = services;
     TestApp {
         addr,
         backend,
@@ -166,6 +171,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         tenancy,
         profiles,
         segments,
+        campaigns,
         _data_dir: TempDir(data_dir),
     }
 }
@@ -372,6 +378,17 @@ impl TestApp {
     pub async fn process_events_and_segments(&self) {
         self.process_events().await;
         self.segments.apply_changes().await.unwrap();
+    }
+
+    /// Processes events and segments, then runs the journey executor and delivery once each,
+    /// as the background workers do.
+    pub async fn run_journeys(
+        &self,
+    ) -> (campaigns::executor::ExecutionRound, campaigns::delivery::DeliveryRound) {
+        self.process_events_and_segments().await;
+        let executed = self.campaigns.execute_due().await.unwrap();
+        let delivered = self.campaigns.deliver_due().await.unwrap();
+        (executed, delivered)
     }
 
     /// A workspace with a write key: `(owner token, workspace id, write key)`.

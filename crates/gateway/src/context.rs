@@ -21,6 +21,7 @@ pub(crate) trait ContextExt {
     fn tenancy(&self) -> &tenancy::Tenancy;
     fn profiles(&self) -> &profiles::Profiles;
     fn segments(&self) -> &segments::Segments;
+    fn campaigns(&self) -> &campaigns::Campaigns;
     /// The workspace an operation targets: the argument, else the header, else (for an API
     /// key) the key's own workspace.
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId>;
@@ -53,6 +54,10 @@ impl ContextExt for Context<'_> {
 
     fn segments(&self) -> &segments::Segments {
         self.data_unchecked::<segments::Segments>()
+    }
+
+    fn campaigns(&self) -> &campaigns::Campaigns {
+        self.data_unchecked::<campaigns::Campaigns>()
     }
 
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId> {

@@ -69,6 +69,49 @@ impl IntoGraphqlError for segments::SegmentsError {
     }
 }
 
+impl IntoGraphqlError for campaigns::CampaignsError {
+    fn into_graphql(self) -> async_graphql::Error {
+        match self {
+            campaigns::CampaignsError::Tenancy(inner) => inner.into_graphql(),
+            campaigns::CampaignsError::Profiles(inner) => inner.into_graphql(),
+            campaigns::CampaignsError::Segments(inner) => inner.into_graphql(),
+            campaigns::CampaignsError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                coded(ErrorCode::Internal, "internal error")
+            }
+            // Every problem, so the builder can show them all at once.
+            campaigns::CampaignsError::Invalid(ref problems) => {
+                let problems: Vec<async_graphql::Value> = problems
+                    .iter()
+                    .map(|p| {
+                        let mut fields = async_graphql::indexmap::IndexMap::new();
+                        fields.insert(
+                            async_graphql::Name::new("code"),
+                            async_graphql::Value::from(p.code.as_str()),
+                        );
+                        fields.insert(
+                            async_graphql::Name::new("location"),
+                            p.location
+                                .as_deref()
+                                .map_or(async_graphql::Value::Null, async_graphql::Value::from),
+                        );
+                        fields.insert(
+                            async_graphql::Name::new("message"),
+                            async_graphql::Value::from(p.message.as_str()),
+                        );
+                        async_graphql::Value::Object(fields)
+                    })
+                    .collect();
+                async_graphql::Error::new(self.to_string()).extend_with(|_, e| {
+                    e.set("code", ErrorCode::BadUserInput.as_str());
+                    e.set("problems", async_graphql::Value::List(problems.clone()));
+                })
+            }
+            other => coded(other.code(), other.to_string()),
+        }
+    }
+}
+
 impl IntoGraphqlError for kernel::CursorError {
     fn into_graphql(self) -> async_graphql::Error {
         coded(ErrorCode::BadUserInput, self.to_string())

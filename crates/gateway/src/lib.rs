@@ -2,6 +2,7 @@
 //! actix-web application around it, limits, health and metrics. Resolvers are thin: they parse
 //! input, call a domain service and map the result.
 
+mod campaigns;
 mod connection;
 mod context;
 mod error;

@@ -1,4 +1,5 @@
 use crate::{
+    campaigns::{CampaignsMutation, CampaignsQuery},
     limits::QueryGuard,
     profiles::{ImportsMutation, ImportsQuery, ProfilesMutation, ProfilesQuery},
     segments::{SegmentsMutation, SegmentsQuery},
@@ -9,10 +10,16 @@ use platform::settings::Limits;
 
 /// One merged object per domain (DESIGN §2); later domains add theirs here.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(TenancyQuery, ProfilesQuery, ImportsQuery, SegmentsQuery);
+pub struct QueryRoot(TenancyQuery, ProfilesQuery, ImportsQuery, SegmentsQuery, CampaignsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(TenancyMutation, ProfilesMutation, ImportsMutation, SegmentsMutation);
+pub struct MutationRoot(
+    TenancyMutation,
+    ProfilesMutation,
+    ImportsMutation,
+    SegmentsMutation,
+    CampaignsMutation,
+);
 
 pub type PasserelleSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -24,6 +31,7 @@ pub fn build_schema(
     tenancy: tenancy::Tenancy,
     profiles: profiles::Profiles,
     segments: segments::Segments,
+    campaigns: campaigns::Campaigns,
 ) -> PasserelleSchema {
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .limit_depth(limits.query_depth)
@@ -32,7 +40,8 @@ pub fn build_schema(
         .extension(QueryGuard { max_aliases: limits.query_aliases, introspection })
         .data(tenancy)
         .data(profiles)
-        .data(segments);
+        .data(segments)
+        .data(campaigns);
     if !introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -109,6 +109,26 @@ id_type!(
     "segment id"
 );
 id_type!(
+    /// A delivery channel configured in a workspace (an SMTP relay, a webhook, a file drop…).
+    ChannelId,
+    "channel id"
+);
+id_type!(
+    /// Reusable content: a template with one variant per channel family.
+    ContentId,
+    "content id"
+);
+id_type!(
+    /// A journey; its published versions share the id.
+    JourneyId,
+    "journey id"
+);
+id_type!(
+    /// One person's passage through one version of a journey.
+    EnrollmentId,
+    "enrollment id"
+);
+id_type!(
     /// The `tenant_id` column of every tenant table. It is the workspace id; the separate type
     /// marks the places where the value is used as an isolation key.
     TenantId,

@@ -2,6 +2,7 @@
 //! test build the application through [`Application::build`], so tests run the real thing.
 
 use anyhow::Context as _;
+use campaigns::Campaigns;
 use gateway::{AppState, GatewaySettings};
 use migrations::{Migrator, sea_orm_migration::MigratorTrait};
 use platform::{Backend, Cache, Db, RateLimiter, Settings, metrics::Metrics};
@@ -30,8 +31,15 @@ impl Workers {
         let ingestion =
             services.profiles.clone().run_ingestion_worker(settings.ingest_concurrency, receiver.clone());
         let refresh = std::time::Duration::from_secs(settings.segment_refresh_seconds);
-        let segments = services.segments.clone().run_worker(refresh, receiver);
-        let handles = vec![tokio::spawn(ingestion), tokio::spawn(segments)];
+        let segments = services.segments.clone().run_worker(refresh, receiver.clone());
+        let executor = services.campaigns.clone().run_executor(receiver.clone());
+        let delivery = services.campaigns.clone().run_delivery(receiver);
+        let handles = vec![
+            tokio::spawn(ingestion),
+            tokio::spawn(segments),
+            tokio::spawn(executor),
+            tokio::spawn(delivery),
+        ];
         Self { shutdown, handles }
     }
 
@@ -51,6 +59,7 @@ pub struct Services {
     pub tenancy: Tenancy,
     pub profiles: Profiles,
     pub segments: Segments,
+    pub campaigns: Campaigns,
 }
 
 impl Services {
@@ -86,7 +95,9 @@ impl Services {
             profiles.clone(),
             Arc::new(kernel::SystemClock),
         );
-        Ok(Self { db, cache, tenancy, profiles, segments })
+        let campaigns =
+            Campaigns::new(db.clone(), tenancy.clone(), profiles.clone(), Arc::new(kernel::SystemClock));
+        Ok(Self { db, cache, tenancy, profiles, segments, campaigns })
     }
 }
 
@@ -123,6 +134,7 @@ impl Application {
             services.tenancy.clone(),
             services.profiles.clone(),
             services.segments.clone(),
+            services.campaigns.clone(),
         );
         let state = AppState {
             schema,

@@ -9,6 +9,7 @@
 
 pub mod changes;
 pub mod consent;
+pub mod contact;
 pub mod dedup;
 pub mod duplicates;
 mod error;

@@ -16,6 +16,7 @@ pub mod source {
     pub const IMPORT: &str = "import";
     pub const EVENTS: &str = "events";
     pub const ENRICHMENT: &str = "enrichment";
+    pub const JOURNEY: &str = "journey";
 }
 
 /// A workspace's source precedence: earlier sources win over later ones; within one source the

@@ -8,6 +8,7 @@ pub mod compile;
 pub mod dsl;
 mod error;
 pub mod export;
+pub mod journeys;
 pub mod membership;
 mod realtime;
 pub mod reports;

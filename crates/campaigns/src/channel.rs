@@ -1,0 +1,248 @@
+//! The channel catalogue: every kind of channel an agency reaches people on, the family it
+//! belongs to, how it delivers (a message per person now, an audience exported as a file, or
+//! a decision an inbound system asks for), and how a workspace's channel is configured.
+
+use crate::error::{CampaignsError, Result};
+use serde::{Deserialize, Serialize};
+
+macro_rules! channel_kinds {
+    ($($variant:ident => $name:literal, $family:ident, [$($mode:ident),+];)+) => {
+        /// A kind of channel.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ChannelKind { $($variant),+ }
+
+        impl ChannelKind {
+            pub const ALL: &'static [ChannelKind] = &[$(ChannelKind::$variant),+];
+
+            /// The name used in the API, in consent records and on touchpoints.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ChannelKind::$variant => $name),+ }
+            }
+
+            pub fn family(self) -> ChannelFamily {
+                match self { $(ChannelKind::$variant => ChannelFamily::$family),+ }
+            }
+
+            /// The delivery modes this kind of channel supports.
+            pub fn modes(self) -> &'static [DeliveryMode] {
+                match self { $(ChannelKind::$variant => &[$(DeliveryMode::$mode),+]),+ }
+            }
+        }
+    };
+}
+
+channel_kinds! {
+    Email => "email", Direct, [Message];
+    Sms => "sms", Direct, [Message];
+    Push => "push", Direct, [Message];
+    Display => "display", DigitalAds, [Audience];
+    Video => "video", DigitalAds, [Audience];
+    MobileInApp => "mobile_in_app", DigitalAds, [Audience];
+    Web => "web", Inbound, [Decision];
+    Kiosk => "kiosk", Inbound, [Decision];
+    Atm => "atm", Inbound, [Decision];
+    CallCenter => "call_center", Inbound, [Decision, Audience];
+    Ivr => "ivr", Inbound, [Decision];
+    Pos => "pos", Inbound, [Decision];
+    CableTv => "cable_tv", TargetedAds, [Audience];
+    SatelliteTv => "satellite_tv", TargetedAds, [Audience];
+    StreamingRadio => "streaming_radio", TargetedAds, [Audience];
+    Social => "social", TargetedAds, [Audience];
+    WalledGarden => "walled_garden", TargetedAds, [Audience];
+    DirectMail => "direct_mail", DirectMail, [Audience, Message];
+}
+
+impl ChannelKind {
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL.iter().copied().find(|kind| kind.as_str() == name).ok_or_else(|| {
+            let known: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+            CampaignsError::invalid(format!(
+                "\"{name}\" is not a channel kind; the kinds are {}",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// The content variant a send on this kind of channel renders.
+    pub fn variant(self) -> crate::content::VariantKind {
+        use crate::content::VariantKind;
+        match self {
+            ChannelKind::Email => VariantKind::Email,
+            ChannelKind::Sms => VariantKind::Sms,
+            ChannelKind::Push | ChannelKind::MobileInApp => VariantKind::Push,
+            ChannelKind::CallCenter | ChannelKind::Ivr => VariantKind::CallCenter,
+            ChannelKind::DirectMail => VariantKind::DirectMail,
+            ChannelKind::Web | ChannelKind::Kiosk | ChannelKind::Atm | ChannelKind::Pos => VariantKind::Web,
+            ChannelKind::Display
+            | ChannelKind::Video
+            | ChannelKind::CableTv
+            | ChannelKind::SatelliteTv
+            | ChannelKind::StreamingRadio
+            | ChannelKind::Social
+            | ChannelKind::WalledGarden => VariantKind::Ad,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelFamily {
+    Direct,
+    DigitalAds,
+    Inbound,
+    TargetedAds,
+    DirectMail,
+}
+
+impl ChannelFamily {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelFamily::Direct => "direct",
+            ChannelFamily::DigitalAds => "digital_ads",
+            ChannelFamily::Inbound => "inbound",
+            ChannelFamily::TargetedAds => "targeted_ads",
+            ChannelFamily::DirectMail => "direct_mail",
+        }
+    }
+}
+
+/// How a channel reaches people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// Sent per person, now (a webhook, an SMTP relay).
+    Message,
+    /// A segment exported as a file of hashed identifiers, postal addresses or phone numbers.
+    Audience,
+    /// An inbound system asks what to show a person and gets the journey's current offer.
+    Decision,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryMode::Message => "message",
+            DeliveryMode::Audience => "audience",
+            DeliveryMode::Decision => "decision",
+        }
+    }
+}
+
+/// Where a channel's sends go. Serialised (without secrets) as the channel's `config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "adapter", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Delivery {
+    /// POSTs each message as JSON, signed with HMAC-SHA256 of the workspace's channel secret.
+    Webhook { url: String },
+    /// Hands each email to an SMTP relay.
+    Smtp { host: String, port: u16, from: String },
+    /// Writes audiences as CSV files into a directory.
+    AudienceFile { directory: String },
+    /// Answers an inbound system's question with the journey's current offer.
+    Decision,
+}
+
+impl Delivery {
+    pub fn mode(&self) -> DeliveryMode {
+        match self {
+            Delivery::Webhook { .. } | Delivery::Smtp { .. } => DeliveryMode::Message,
+            Delivery::AudienceFile { .. } => DeliveryMode::Audience,
+            Delivery::Decision => DeliveryMode::Decision,
+        }
+    }
+
+    pub fn adapter(&self) -> &'static str {
+        match self {
+            Delivery::Webhook { .. } => "webhook",
+            Delivery::Smtp { .. } => "smtp",
+            Delivery::AudienceFile { .. } => "audience_file",
+            Delivery::Decision => "decision",
+        }
+    }
+
+    /// Checks the configuration against the kind of channel it serves.
+    pub fn validate_for(&self, kind: ChannelKind) -> Result<()> {
+        if !kind.modes().contains(&self.mode()) {
+            let modes: Vec<&str> = kind.modes().iter().map(|m| m.as_str()).collect();
+            return Err(CampaignsError::invalid(format!(
+                "a {} channel delivers by {}, not by {}",
+                kind.as_str(),
+                modes.join(" or "),
+                self.mode().as_str()
+            )));
+        }
+        match self {
+            Delivery::Webhook { url } => {
+                let parsed = reqwest::Url::parse(url)
+                    .map_err(|e| CampaignsError::invalid(format!("the webhook URL is not a URL: {e}")))?;
+                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                    return Err(CampaignsError::invalid(
+                        "the webhook URL must be http:// or https:// with a host",
+                    ));
+                }
+                if url.len() > 2048 {
+                    return Err(CampaignsError::invalid("the webhook URL is longer than 2048 characters"));
+                }
+            }
+            Delivery::Smtp { host, port, from } => {
+                if kind != ChannelKind::Email {
+                    return Err(CampaignsError::invalid("only email channels deliver through SMTP"));
+                }
+                if host.trim().is_empty() || host.len() > 253 || *port == 0 {
+                    return Err(CampaignsError::invalid("the SMTP relay needs a host and a port"));
+                }
+                if !from.contains('@') || from.len() > 254 || from.contains(['\r', '\n']) {
+                    return Err(CampaignsError::invalid("the SMTP sender must be an email address"));
+                }
+            }
+            Delivery::AudienceFile { directory } => {
+                if directory.trim().is_empty() || directory.contains('\0') {
+                    return Err(CampaignsError::invalid("the audience directory must be a path"));
+                }
+            }
+            Delivery::Decision => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_unique_name_that_parses_back() {
+        let mut names: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
+        for kind in ChannelKind::ALL {
+            assert_eq!(ChannelKind::parse(kind.as_str()).ok(), Some(*kind));
+            assert!(!kind.modes().is_empty());
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ChannelKind::ALL.len());
+        assert!(ChannelKind::parse("carrier_pigeon").is_err());
+    }
+
+    #[test]
+    fn a_delivery_must_suit_the_kind_of_channel() {
+        let webhook = Delivery::Webhook { url: "https://hooks.example.com/send".into() };
+        assert!(webhook.validate_for(ChannelKind::Sms).is_ok());
+        assert!(webhook.validate_for(ChannelKind::Display).is_err(), "display ads are audiences");
+        let smtp = Delivery::Smtp { host: "relay".into(), port: 25, from: "news@example.com".into() };
+        assert!(smtp.validate_for(ChannelKind::Email).is_ok());
+        assert!(smtp.validate_for(ChannelKind::Sms).is_err());
+        assert!(Delivery::Decision.validate_for(ChannelKind::Pos).is_ok());
+        assert!(Delivery::Decision.validate_for(ChannelKind::Email).is_err());
+        for url in ["ftp://example.com", "not a url", "http://"] {
+            assert!(Delivery::Webhook { url: url.into() }.validate_for(ChannelKind::Push).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn delivery_config_is_tagged_json() {
+        let json = serde_json::json!({"adapter": "webhook", "url": "http://127.0.0.1:9/x"});
+        let delivery: Delivery = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&delivery).unwrap(), json);
+        let unknown = serde_json::json!({"adapter": "webhook", "url": "http://x", "secret": "s"});
+        assert!(serde_json::from_value::<Delivery>(unknown).is_err());
+    }
+}

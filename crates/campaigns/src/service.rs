@@ -1,0 +1,150 @@
+//! The campaigns service: what the gateway and the workers call.
+
+use crate::channel::ChannelKind;
+use crate::content::{ContentLibrary, PreparedTemplate, RenderError, Rendered};
+use crate::error::{CampaignsError, Result};
+use crate::journeys::PublishedVersion;
+use chrono::{DateTime, Utc};
+use kernel::{Clock, ContentId, JourneyId, WorkspaceId};
+use platform::{Db, TenantScope};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::RwLock;
+use tenancy::{Actor, Permission, Tenancy};
+use uuid::Uuid;
+
+#[derive(Clone)]
+pub struct Campaigns {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    tenancy: Tenancy,
+    profiles: profiles::Profiles,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    /// Wakes the delivery loop when the executor has queued sends.
+    sends_ready: tokio::sync::Notify,
+    /// Published versions, parsed and prepared once: a version never changes.
+    versions: RwLock<HashMap<VersionKey, Arc<LoadedVersion>>>,
+}
+
+type VersionKey = (Uuid, JourneyId, i32);
+
+/// A published version ready to run: its graph, its templates prepared for rendering, and its
+/// branch conditions parsed.
+pub(crate) struct LoadedVersion {
+    pub published: PublishedVersion,
+    templates: HashMap<ContentId, PreparedTemplate>,
+    conditions: HashMap<String, segments::Condition>,
+}
+
+impl LoadedVersion {
+    pub(crate) fn prepare(published: PublishedVersion) -> Result<Self> {
+        let mut templates = HashMap::new();
+        for (id, snapshot) in &published.contents {
+            let prepared = ContentLibrary::new(&snapshot.blocks)
+                .and_then(|library| library.prepare(&snapshot.template))
+                .map_err(|problems| {
+                    CampaignsError::Internal(
+                        format!("a published template no longer prepares: {problems:?}").into(),
+                    )
+                })?;
+            templates.insert(*id, prepared);
+        }
+        let mut conditions = HashMap::new();
+        for (step, condition) in published.graph.branch_conditions() {
+            let parsed = match condition {
+                serde_json::Value::String(text) => segments::DefinitionInput::Text(text.clone()).parse()?,
+                other => segments::DefinitionInput::Json(other.clone()).parse()?,
+            };
+            conditions.insert(step.to_owned(), parsed);
+        }
+        Ok(Self { published, templates, conditions })
+    }
+
+    pub(crate) fn render(
+        &self,
+        content: ContentId,
+        kind: ChannelKind,
+        context: &serde_json::Value,
+    ) -> std::result::Result<Rendered, RenderError> {
+        match self.templates.get(&content) {
+            Some(template) => template.render(kind.variant(), context),
+            None => Err(RenderError::NoVariant),
+        }
+    }
+
+    pub(crate) fn condition(&self, step: &str) -> Result<&segments::Condition> {
+        self.conditions
+            .get(step)
+            .ok_or_else(|| CampaignsError::Internal(format!("no condition for step {step}").into()))
+    }
+}
+
+impl Campaigns {
+    pub fn new(db: Db, tenancy: Tenancy, profiles: profiles::Profiles, clock: Arc<dyn Clock>) -> Self {
+        // Webhook receivers that hang must not hold a delivery slot for long.
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                tenancy,
+                profiles,
+                http,
+                clock,
+                sends_ready: tokio::sync::Notify::new(),
+                versions: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub(crate) fn tenancy(&self) -> &Tenancy {
+        &self.inner.tenancy
+    }
+
+    pub(crate) fn profiles(&self) -> &profiles::Profiles {
+        &self.inner.profiles
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn sends_ready(&self) -> &tokio::sync::Notify {
+        &self.inner.sends_ready
+    }
+
+    pub(crate) fn cached_version(&self, key: &VersionKey) -> Option<Arc<LoadedVersion>> {
+        self.inner.versions.read().ok().and_then(|versions| versions.get(key).cloned())
+    }
+
+    pub(crate) fn cache_version(&self, key: VersionKey, loaded: Arc<LoadedVersion>) {
+        if let Ok(mut versions) = self.inner.versions.write() {
+            versions.insert(key, loaded);
+        }
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(crate) async fn authorize(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        permission: Permission,
+    ) -> Result<TenantScope> {
+        Ok(self.inner.tenancy.authorize(actor, workspace, permission).await?)
+    }
+}

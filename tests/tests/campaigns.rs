@@ -1,0 +1,334 @@
+//! Campaigns end to end through GraphQL on both backends, with a real webhook receiver: a
+//! journey enters people from a segment, holds out a control group, splits A/B, sends through
+//! the outbox with signed webhooks, and records why anyone did not receive a message; caps
+//! hold across concurrent journeys, quiet hours defer, consent is checked at send time,
+//! published versions are immutable and people stay on theirs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use hmac::{Hmac, Mac};
+use passerelle_tests::receiver::{Received, Receiver};
+use passerelle_tests::{Backend, TestApp, on_both_backends, spawn_app_with};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::collections::{BTreeMap, BTreeSet};
+
+struct Setup {
+    app: TestApp,
+    token: String,
+    workspace: String,
+    key: String,
+    segment: String,
+}
+
+/// An app whose background workers are off (the test runs each round), a workspace with a
+/// write key, and a segment of everyone on the pro plan.
+async fn setup(backend: Backend) -> Setup {
+    let app = spawn_app_with(backend, |settings| settings.workers = false).await;
+    let (token, workspace, key) = app.tracking_workspace().await;
+    let created = app
+        .gql(
+            "mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"Pro\",
+               definition: {text: \"trait plan = \\\"pro\\\"\"}}) { id } }",
+            json!({"w": workspace}),
+            Some(&token),
+        )
+        .await;
+    let segment = created.str("createSegment.id");
+    Setup { app, token, workspace, key, segment }
+}
+
+impl Setup {
+    async fn gql(&self, query: &str, variables: Value) -> passerelle_tests::Gql {
+        self.app.gql(query, variables, Some(&self.token)).await
+    }
+
+    /// A webhook channel of `kind` to the receiver; returns its id and signing secret.
+    async fn webhook_channel(&self, name: &str, kind: &str, receiver: &Receiver) -> (String, String) {
+        let answer = self
+            .gql(
+                "mutation($w: ID!, $n: String!, $k: String!, $d: JSON!) { createChannel(input: {workspaceId: $w,
+                   name: $n, kind: $k, delivery: $d}) { channel { id kind mode } signingSecret } }",
+                json!({"w": self.workspace, "n": name, "k": kind,
+                       "d": {"adapter": "webhook", "url": receiver.url()}}),
+            )
+            .await;
+        assert_eq!(answer.data("createChannel.channel.mode"), &json!("message"), "{:?}", answer.body);
+        (answer.str("createChannel.channel.id"), answer.str("createChannel.signingSecret"))
+    }
+
+    async fn content(&self, name: &str, template: Value) -> String {
+        let answer = self
+            .gql(
+                "mutation($w: ID!, $n: String!, $t: JSON!) { createContent(workspaceId: $w, name: $n, template: $t) { id } }",
+                json!({"w": self.workspace, "n": name, "t": template}),
+            )
+            .await;
+        assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+        answer.str("createContent.id")
+    }
+
+    async fn journey(&self, name: &str, graph: Value) -> String {
+        let answer = self
+            .gql(
+                "mutation($w: ID!, $n: String!, $g: JSON!) { createJourney(input: {workspaceId: $w, name: $n, graph: $g}) { id status } }",
+                json!({"w": self.workspace, "n": name, "g": graph}),
+            )
+            .await;
+        assert_eq!(answer.data("createJourney.status"), &json!("DRAFT"), "{:?}", answer.body);
+        answer.str("createJourney.id")
+    }
+
+    async fn publish(&self, journey: &str) -> passerelle_tests::Gql {
+        self.gql(
+            "mutation($w: ID!, $id: ID!) { publishJourney(workspaceId: $w, id: $id) { status version } }",
+            json!({"w": self.workspace, "id": journey}),
+        )
+        .await
+    }
+
+    /// `n` people on the pro plan with an email and a first name, known as `{prefix}{i}`.
+    async fn people(&self, prefix: &str, n: usize) {
+        let batch: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"type": "identify", "userId": format!("{prefix}{i}"),
+                       "traits": {"plan": "pro", "email": format!("{prefix}{i}@example.com"), "first_name": format!("Ada{i}")}})
+            })
+            .collect();
+        for chunk in batch.chunks(100) {
+            let (status, body) = self.app.track("batch", Some(&self.key), &json!({"batch": chunk})).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        self.app.process_events().await;
+    }
+
+    async fn profile_of(&self, user: &str) -> String {
+        let found = self
+            .gql(
+                "query($w: ID!, $v: String!) { profiles(workspaceId: $w, first: 2,
+                   filter: {identifier: {kind: \"user_id\", value: $v}}) { edges { node { id } } } }",
+                json!({"w": self.workspace, "v": user}),
+            )
+            .await;
+        let ids = found.node_strings("profiles", "id");
+        assert_eq!(ids.len(), 1, "{user}: {:?}", found.body);
+        ids[0].clone()
+    }
+
+    async fn consent(&self, profile: &str, channel: &str, granted: bool) {
+        let answer = self
+            .gql(
+                "mutation($w: ID!, $p: ID!, $c: String!, $g: Boolean!) { setConsent(workspaceId: $w, profileId: $p,
+                   input: {purpose: \"marketing\", channel: $c, granted: $g, source: \"form\"}) { granted } }",
+                json!({"w": self.workspace, "p": profile, "c": channel, "g": granted}),
+            )
+            .await;
+        assert_eq!(answer.data("setConsent.granted"), &json!(granted), "{:?}", answer.body);
+    }
+
+    async fn report(&self, journey: &str) -> Value {
+        let answer = self
+            .gql(
+                "query($w: ID!, $id: ID!) { journeyReport(workspaceId: $w, id: $id) {
+                   byStatus { key count } byStep { key count } byVariant { key count } holdout
+                   sends { key count } blocks { key count } } }",
+                json!({"w": self.workspace, "id": journey}),
+            )
+            .await;
+        assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+        answer.data("journeyReport").clone()
+    }
+
+    /// Why people did not receive messages: profile id → reasons.
+    async fn blocks(&self, journey: &str) -> BTreeMap<String, Vec<String>> {
+        let mut blocks: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut after = Value::Null;
+        loop {
+            let page = self
+                .gql(
+                    "query($w: ID!, $j: ID, $after: String) { sendBlocks(workspaceId: $w, journeyId: $j, first: 100,
+                       after: $after) { edges { node { profileId reason } } pageInfo { hasNextPage endCursor } } }",
+                    json!({"w": self.workspace, "j": journey, "after": after}),
+                )
+                .await;
+            for edge in page.data("sendBlocks.edges").as_array().unwrap() {
+                let node = &edge["node"];
+                let profile = node["profileId"].as_str().unwrap().to_owned();
+                blocks.entry(profile).or_default().push(node["reason"].as_str().unwrap().to_owned());
+            }
+            if page.data("sendBlocks.pageInfo.hasNextPage") != &json!(true) {
+                return blocks;
+            }
+            after = page.data("sendBlocks.pageInfo.endCursor").clone();
+        }
+    }
+}
+
+fn count(report: &Value, list: &str, key: &str) -> i64 {
+    report[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == key)
+        .map_or(0, |c| c["count"].as_i64().unwrap())
+}
+
+fn email_template() -> Value {
+    json!({"variants": [{"kind": "email", "subject": "Hello {{ profile.first_name }}",
+                         "body": "Dear {{ profile.first_name }}, welcome to {{ journey.name }}."}]})
+}
+
+fn verify(received: &Received, secret: &str) {
+    let signature = received.signature.as_deref().expect("signed");
+    let (t, v1) = signature.split_once(",v1=").unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{}", received.body).as_bytes());
+    assert_eq!(
+        hex::encode(mac.finalize().into_bytes()),
+        v1,
+        "the signature verifies with the channel's secret"
+    );
+}
+
+async fn a_journey_holds_out_splits_and_sends_signed_webhooks_once(backend: Backend) {
+    let setup = setup(backend).await;
+    let receiver = Receiver::start().await;
+    // Someone outside the segment, so the workspace has the trait the template uses.
+    let (status, _) = setup
+        .app
+        .track(
+            "identify",
+            Some(&setup.key),
+            &json!({"userId": "seed", "traits": {"plan": "free", "first_name": "Seed"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    setup.app.process_events().await;
+    let (channel, secret) = setup.webhook_channel("Newsletter", "email", &receiver).await;
+    let content = setup.content("Welcome", email_template()).await;
+    let journey = setup
+        .journey(
+            "Welcome series",
+            json!({
+                "entry": {"trigger": {"type": "segment_entered", "segment": setup.segment}, "next": "control"},
+                "steps": [
+                    {"id": "control", "type": "holdout", "percent": 20, "next": "ab"},
+                    {"id": "ab", "type": "split", "variants": [
+                        {"name": "A", "weight": 50, "next": "send-a"},
+                        {"name": "B", "weight": 50, "next": "send-b"}]},
+                    {"id": "send-a", "type": "send", "channel": channel, "content": content, "next": "done"},
+                    {"id": "send-b", "type": "send", "channel": channel, "content": content, "next": "done"},
+                    {"id": "done", "type": "exit"}
+                ]
+            }),
+        )
+        .await;
+    let published = setup.publish(&journey).await;
+    assert_eq!(published.data("publishJourney.status"), &json!("ACTIVE"), "{:?}", published.body);
+    assert_eq!(published.data("publishJourney.version"), &json!(1));
+
+    // 200 people enter the segment; 150 of them agreed to email.
+    setup.people("p", 200).await;
+    let mut consented = BTreeSet::new();
+    for i in 0..150 {
+        let profile = setup.profile_of(&format!("p{i}")).await;
+        setup.consent(&profile, "email", true).await;
+        consented.insert(profile);
+    }
+    let (executed, delivered) = setup.app.run_journeys().await;
+    assert_eq!(executed.enrolled, 200);
+    assert_eq!(delivered.sent, executed.sends);
+
+    let report = setup.report(&journey).await;
+    let holdout = report["holdout"].as_i64().unwrap();
+    // 20% of 200 (sd 5.7): well within ±23.
+    assert!((17..=63).contains(&holdout), "holdout {holdout}");
+    let (a, b) = (count(&report, "byVariant", "A"), count(&report, "byVariant", "B"));
+    assert_eq!(a + b + holdout, 200);
+    // Each half of ~160 (sd ~6.3): within ±25 of the middle.
+    assert!((a - b).abs() <= 50, "A {a}, B {b}");
+
+    let blocks = setup.blocks(&journey).await;
+    let held_out: BTreeSet<&String> =
+        blocks.iter().filter(|(_, r)| r.contains(&"holdout".to_owned())).map(|(p, _)| p).collect();
+    assert_eq!(held_out.len() as i64, holdout);
+    let received = receiver.received();
+    let keys: BTreeSet<String> = received.iter().map(|r| r.idempotency_key.clone().unwrap()).collect();
+    assert_eq!(keys.len(), received.len(), "every send has its own idempotency key");
+    let mut reached = BTreeSet::new();
+    for request in &received {
+        verify(request, &secret);
+        let body = request.json();
+        let profile = body["profile"]["id"].as_str().unwrap().to_owned();
+        assert!(!held_out.contains(&profile), "the holdout never receives");
+        assert!(consented.contains(&profile), "only people who agreed receive");
+        assert_eq!(body["id"], json!(request.idempotency_key.clone().unwrap()));
+        let subject = body["content"]["subject"].as_str().unwrap();
+        assert!(subject.starts_with("Hello Ada"), "{subject}");
+        assert!(body["content"]["body"].as_str().unwrap().ends_with("welcome to Welcome series."));
+        assert!(body["profile"]["email"].as_str().unwrap().ends_with("@example.com"));
+        reached.insert(profile);
+    }
+    let eligible = consented.iter().filter(|p| !held_out.contains(p)).count();
+    assert_eq!(reached.len(), eligible);
+    assert_eq!(received.len(), eligible);
+    let no_consent = blocks.values().filter(|r| r.contains(&"no_consent".to_owned())).count();
+    assert_eq!(no_consent, 200 - 150 - held_out.iter().filter(|p| !consented.contains(**p)).count());
+    assert_eq!(count(&report, "byStatus", "completed") + count(&report, "byStatus", "exited"), 200);
+    assert_eq!(count(&report, "sends", "sent") as usize, eligible);
+
+    // Another round changes nothing: nobody enters twice, nothing is sent twice.
+    let (again, delivered) = setup.app.run_journeys().await;
+    assert_eq!((again.enrolled, again.sends, delivered.sent), (0, 0, 0));
+    assert_eq!(receiver.received().len(), eligible);
+}
+
+async fn publishing_refuses_a_journey_with_problems_and_lists_them_all(backend: Backend) {
+    let setup = setup(backend).await;
+    let receiver = Receiver::start().await;
+    setup.people("q", 1).await;
+    let (channel, _) = setup.webhook_channel("Hooks", "sms", &receiver).await;
+    let typo = setup
+        .content("Typo", json!({"variants": [{"kind": "sms", "text": "Hi {{ profile.frist_name }}"}]}))
+        .await;
+    let email_only = setup.content("Email only", email_template()).await;
+    let journey = setup
+        .journey(
+            "Broken",
+            json!({
+                "entry": {"trigger": {"type": "segment_entered", "segment": setup.segment}, "next": "one"},
+                "steps": [
+                    {"id": "one", "type": "send", "channel": channel, "content": typo, "next": "two"},
+                    {"id": "two", "type": "send", "channel": channel, "content": email_only, "next": "end"},
+                    {"id": "lost", "type": "wait", "seconds": 60, "next": "end"},
+                    {"id": "end", "type": "exit"}
+                ]
+            }),
+        )
+        .await;
+    let refused = setup.publish(&journey).await;
+    refused.expect_code("BAD_USER_INPUT");
+    let problems = refused.body["errors"][0]["extensions"]["problems"].as_array().unwrap().clone();
+    let codes: BTreeSet<&str> = problems.iter().map(|p| p["code"].as_str().unwrap()).collect();
+    assert!(codes.contains("orphan_step"), "{problems:?}");
+    assert!(codes.contains("unknown_variable"), "{problems:?}");
+    assert!(codes.contains("missing_variant"), "{problems:?}");
+    let listed = setup
+        .gql("query($w: ID!, $id: ID!) { journeyProblems(workspaceId: $w, id: $id) { code location message } }",
+             json!({"w": setup.workspace, "id": journey}))
+        .await;
+    assert_eq!(listed.data("journeyProblems").as_array().unwrap().len(), problems.len());
+    let journey_now = setup
+        .gql(
+            "query($w: ID!, $id: ID!) { journey(workspaceId: $w, id: $id) { status version } }",
+            json!({"w": setup.workspace, "id": journey}),
+        )
+        .await;
+    assert_eq!(journey_now.data("journey"), &json!({"status": "DRAFT", "version": 0}));
+}
+
+on_both_backends!(
+    a_journey_holds_out_splits_and_sends_signed_webhooks_once,
+    publishing_refuses_a_journey_with_problems_and_lists_them_all,
+);
