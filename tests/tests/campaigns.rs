@@ -328,7 +328,272 @@ async fn publishing_refuses_a_journey_with_problems_and_lists_them_all(backend: 
     assert_eq!(journey_now.data("journey"), &json!({"status": "DRAFT", "version": 0}));
 }
 
+/// A journey on the segment that sends `content` on `channel`, optionally after a wait; the
+/// workspace gets a seed profile with `first_name` first so templates check out.
+fn send_journey(segment: &str, steps: Value) -> Value {
+    json!({"entry": {"trigger": {"type": "segment_entered", "segment": segment}, "next": steps[0]["id"]},
+           "steps": steps})
+}
+
+async fn seed(setup: &Setup) {
+    let (status, _) = setup
+        .app
+        .track(
+            "identify",
+            Some(&setup.key),
+            &json!({"userId": "seed", "traits": {"plan": "free", "first_name": "Seed"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    setup.app.process_events().await;
+}
+
+async fn set_settings(setup: &Setup, settings: Value) {
+    let answer = setup
+        .gql(
+            "mutation($w: ID!, $s: SendSettingsInput!) { setSendSettings(workspaceId: $w, settings: $s) { timezone } }",
+            json!({"w": setup.workspace, "s": settings}),
+        )
+        .await;
+    assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+}
+
+async fn caps_hold_across_two_concurrent_journeys(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Promo", email_template()).await;
+    set_settings(
+        &setup,
+        json!({"timezone": "Europe/Paris", "frequencyCaps": [
+        {"channel": "email", "windowSeconds": 86400, "maxSends": 1}]}),
+    )
+    .await;
+    for name in ["Spring sale", "Loyalty"] {
+        let journey = setup
+            .journey(
+                name,
+                send_journey(
+                    &setup.segment,
+                    json!([
+                {"id": "send", "type": "send", "channel": channel, "content": content, "next": "end"},
+                {"id": "end", "type": "exit"}]),
+                ),
+            )
+            .await;
+        setup.publish(&journey).await;
+    }
+    let people = 300;
+    setup.people("c", people).await;
+    for i in 0..people {
+        let profile = setup.profile_of(&format!("c{i}")).await;
+        setup.consent(&profile, "*", true).await;
+    }
+    setup.app.process_events_and_segments().await;
+    // Two executors at once: each takes its own batch of the 600 enrollments, so one person's
+    // two enrollments are often decided by different workers at the same moment.
+    let (first, second) = tokio::join!(setup.app.campaigns.execute_due(), setup.app.campaigns.execute_due());
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(first.enrolled + second.enrolled, 2 * people);
+    setup.app.campaigns.execute_due().await.unwrap();
+    setup.app.campaigns.deliver_due().await.unwrap();
+    let mut per_person: BTreeMap<String, usize> = BTreeMap::new();
+    for request in receiver.received() {
+        *per_person.entry(request.json()["profile"]["id"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(per_person.len(), people, "everyone receives one message");
+    assert!(per_person.values().all(|n| *n == 1), "the cap holds across journeys: {per_person:?}");
+    let capped = setup
+        .gql(
+            "query($w: ID!) { sendBlocks(workspaceId: $w, first: 100) { edges { node { reason } } } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    let reasons: BTreeSet<String> = capped
+        .data("sendBlocks.edges")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons, BTreeSet::from(["frequency_cap".to_owned()]));
+}
+
+async fn quiet_hours_defer_and_consent_is_checked_at_send_time(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Texts", "sms", &receiver).await;
+    let content = setup
+        .content("Text", json!({"variants": [{"kind": "sms", "text": "Hi {{ profile.first_name }}"}]}))
+        .await;
+    let journey = setup
+        .journey(
+            "Two texts",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "first", "type": "send", "channel": channel, "content": content, "next": "pause"},
+            {"id": "pause", "type": "wait", "seconds": 1, "next": "second"},
+            {"id": "second", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    setup.people("t", 2).await;
+    let (t0, t1) = (setup.profile_of("t0").await, setup.profile_of("t1").await);
+    for profile in [&t0, &t1] {
+        setup.consent(profile, "sms", true).await;
+    }
+    // Texts need a phone. Quiet hours are around now for t1, who lives eleven hours ahead of UTC.
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "t0", "traits": {"phone": "+33 6 12 34 56 70"}},
+        {"type": "identify", "userId": "t1", "traits": {"phone": "+33 6 12 34 56 71", "timezone": "Pacific/Noumea"}}]});
+    let (status, _) = setup.app.track("batch", Some(&setup.key), &batch).await;
+    assert_eq!(status, 200);
+    let noumea = chrono::Utc::now() + chrono::Duration::hours(11);
+    let start = (noumea - chrono::Duration::hours(1)).format("%H:%M").to_string();
+    let end = (noumea + chrono::Duration::hours(1)).format("%H:%M").to_string();
+    set_settings(
+        &setup,
+        json!({"timezone": "UTC", "quietHoursStart": start, "quietHoursEnd": end, "frequencyCaps": []}),
+    )
+    .await;
+    let utc_now = chrono::Utc::now().format("%H:%M").to_string();
+    assert!(
+        !(start <= utc_now && utc_now < end) || start > end,
+        "the window must not cover UTC now for this test"
+    );
+
+    setup.app.run_journeys().await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 1, "t0 receives, t1 waits for the morning");
+    assert_eq!(received[0].json()["profile"]["id"], json!(t0));
+    assert_eq!(setup.blocks(&journey).await.get(&t1).cloned(), Some(vec!["quiet_hours".to_owned()]));
+
+    // t0 withdraws consent between the two texts: the second is not sent.
+    setup.consent(&t0, "sms", false).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    setup.app.run_journeys().await;
+    assert_eq!(receiver.received().len(), 1, "no text after consent is withdrawn");
+    assert!(setup.blocks(&journey).await[&t0].contains(&"consent_withdrawn".to_owned()));
+    let report = setup.report(&journey).await;
+    assert_eq!(count(&report, "byStep", "first"), 1, "t1 is still waiting at the first text");
+}
+
+async fn people_stay_on_the_version_they_entered(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Push", "push", &receiver).await;
+    let v1 = setup.content("V1", json!({"variants": [{"kind": "push", "title": "V1", "body": "one"}]})).await;
+    let v2 = setup.content("V2", json!({"variants": [{"kind": "push", "title": "V2", "body": "two"}]})).await;
+    let journey = setup
+        .journey(
+            "Versioned",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "pause", "type": "wait", "seconds": 1, "next": "send-v1"},
+            {"id": "send-v1", "type": "send", "channel": channel, "content": v1, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    setup.people("early", 3).await;
+    setup.app.run_journeys().await;
+    let updated = setup
+        .gql("mutation($w: ID!, $id: ID!, $g: JSON!) { updateJourney(input: {workspaceId: $w, id: $id, graph: $g}) { version } }",
+             json!({"w": setup.workspace, "id": journey, "g": send_journey(&setup.segment, json!([
+                {"id": "send-v2", "type": "send", "channel": channel, "content": v2, "next": "end"},
+                {"id": "end", "type": "exit"}]))}))
+        .await;
+    assert_eq!(updated.data("updateJourney.version"), &json!(1), "a draft change is not a version");
+    assert_eq!(setup.publish(&journey).await.data("publishJourney.version"), &json!(2));
+    setup.people("late", 2).await;
+    setup.app.run_journeys().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    setup.app.run_journeys().await;
+    let mut titles: BTreeMap<String, usize> = BTreeMap::new();
+    for request in receiver.received() {
+        *titles.entry(request.json()["content"]["title"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    // Nobody has consent for push: nothing is sent, and the blocks say which version ran.
+    assert!(titles.is_empty());
+    let blocks = setup
+        .gql(
+            "query($w: ID!) { sendBlocks(workspaceId: $w, first: 100) { edges { node { step reason } } } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    let mut steps: BTreeMap<String, usize> = BTreeMap::new();
+    for edge in blocks.data("sendBlocks.edges").as_array().unwrap() {
+        assert_eq!(edge["node"]["reason"], json!("no_consent"));
+        *steps.entry(edge["node"]["step"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(steps, BTreeMap::from([("send-v1".to_owned(), 3), ("send-v2".to_owned(), 2)]));
+    let versions = setup
+        .gql(
+            "query($w: ID!, $id: ID!) { journeyVersions(workspaceId: $w, id: $id) { version graph } }",
+            json!({"w": setup.workspace, "id": journey}),
+        )
+        .await;
+    let graphs = versions.data("journeyVersions").as_array().unwrap();
+    assert_eq!(graphs.len(), 2);
+    assert_eq!(graphs[0]["graph"]["steps"][1]["id"], json!("send-v1"), "version 1 is unchanged");
+}
+
+async fn failed_deliveries_are_retried_then_dead_lettered_with_the_reason(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[503, 400]);
+    let (channel, _) = setup.webhook_channel("Flaky", "email", &receiver).await;
+    let content = setup.content("Mail", email_template()).await;
+    let journey = setup
+        .journey(
+            "Flaky",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "send", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    setup.people("f", 2).await;
+    for i in 0..2 {
+        let profile = setup.profile_of(&format!("f{i}")).await;
+        setup.consent(&profile, "email", true).await;
+    }
+    let (executed, delivered) = setup.app.run_journeys().await;
+    assert_eq!(executed.sends, 2);
+    // One answer was 503 (retried later), the other 400 (never retried).
+    assert_eq!((delivered.sent, delivered.retried, delivered.dead), (0, 1, 1));
+    let dead = setup
+        .gql("query($w: ID!) { deadLetters(workspaceId: $w, first: 10) { edges { node { attempts lastError } } } }",
+             json!({"w": setup.workspace}))
+        .await;
+    let letters = dead.data("deadLetters.edges").as_array().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["node"]["attempts"], json!(1));
+    assert!(letters[0]["node"]["lastError"].as_str().unwrap().contains("400"));
+    let report = setup.report(&journey).await;
+    assert_eq!((count(&report, "sends", "pending"), count(&report, "sends", "dead")), (1, 1));
+    // The retry is not due yet: nothing more is sent now.
+    assert_eq!(setup.app.campaigns.deliver_due().await.unwrap().sent, 0);
+    assert_eq!(receiver.received().len(), 2);
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
+    caps_hold_across_two_concurrent_journeys,
+    quiet_hours_defer_and_consent_is_checked_at_send_time,
+    people_stay_on_the_version_they_entered,
+    failed_deliveries_are_retried_then_dead_lettered_with_the_reason,
 );
