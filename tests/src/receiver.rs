@@ -36,6 +36,11 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
+        Self::start_with_delay(std::time::Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` to answer each request (it records it on arrival).
+    pub async fn start_with_delay(delay: std::time::Duration) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         let server = HttpServer::new(move || {
@@ -53,11 +58,15 @@ impl Receiver {
                         body: String::from_utf8_lossy(&body).into_owned(),
                     });
                     let status = state.script.pop_front().unwrap_or(200);
+                    drop(state);
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).finish()
                 }
             }))
         })
-        .workers(1)
+        .workers(2)
         .bind("127.0.0.1:0")
         .unwrap();
         let addr = server.addrs()[0];

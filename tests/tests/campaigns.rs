@@ -589,6 +589,91 @@ async fn failed_deliveries_are_retried_then_dead_lettered_with_the_reason(backen
     assert_eq!(receiver.received().len(), 2);
 }
 
+async fn a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys(backend: Backend) {
+    let setup = {
+        let app = passerelle_tests::spawn_app_with(backend, |settings| {
+            settings.workers = false;
+            settings.delivery_lease_seconds = 1;
+        })
+        .await;
+        let (token, workspace, key) = app.tracking_workspace().await;
+        let created = app
+            .gql(
+                "mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"Pro\",
+                   definition: {text: \"trait plan = \\\"pro\\\"\"}}) { id } }",
+                json!({"w": workspace}),
+                Some(&token),
+            )
+            .await;
+        let segment = created.str("createSegment.id");
+        Setup { app, token, workspace, key, segment }
+    };
+    seed(&setup).await;
+    let receiver = Receiver::start_with_delay(std::time::Duration::from_millis(300)).await;
+    let (channel, _) = setup.webhook_channel("Slow", "email", &receiver).await;
+    let content = setup.content("Mail", email_template()).await;
+    let journey = setup
+        .journey(
+            "Slow",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "send", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    let people = 40;
+    setup.people("k", people).await;
+    for i in 0..people {
+        let profile = setup.profile_of(&format!("k{i}")).await;
+        setup.consent(&profile, "email", true).await;
+    }
+    setup.app.process_events_and_segments().await;
+    assert_eq!(setup.app.campaigns.execute_due().await.unwrap().sends, people);
+
+    // A delivery worker dies while its first sends are in flight.
+    let campaigns = setup.app.campaigns.clone();
+    let worker = tokio::spawn(async move { campaigns.deliver_due().await });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    worker.abort();
+    assert!(worker.await.unwrap_err().is_cancelled());
+    let in_flight: BTreeSet<String> =
+        receiver.received().iter().map(|r| r.idempotency_key.clone().unwrap()).collect();
+    assert!(!in_flight.is_empty(), "the worker died mid-delivery");
+
+    // Another worker finishes the job; what was in flight comes back after the lease.
+    let mut rounds = 0;
+    loop {
+        let round = setup.app.campaigns.deliver_due().await.unwrap();
+        let report = setup.report(&journey).await;
+        if count(&report, "sends", "sent") == people as i64 {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 20, "deliveries never complete: {report}");
+        if round.sent == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    let received = receiver.received();
+    let mut per_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for request in &received {
+        per_key.entry(request.idempotency_key.clone().unwrap()).or_default().push(request.body.clone());
+    }
+    assert_eq!(per_key.len(), people, "one key per send decided");
+    for (key, bodies) in &per_key {
+        if bodies.len() > 1 {
+            assert!(in_flight.contains(key), "only a send in flight when the worker died is asked again");
+            assert_eq!(bodies.len(), 2);
+            assert!(bodies.iter().all(|b| b == &bodies[0]), "a retry is the same message under the same key");
+        }
+    }
+    let report = setup.report(&journey).await;
+    assert_eq!(count(&report, "sends", "sent"), people as i64);
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -596,4 +681,5 @@ on_both_backends!(
     quiet_hours_defer_and_consent_is_checked_at_send_time,
     people_stay_on_the_version_they_entered,
     failed_deliveries_are_retried_then_dead_lettered_with_the_reason,
+    a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys,
 );

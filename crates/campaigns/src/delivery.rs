@@ -21,8 +21,6 @@ use uuid::Uuid;
 
 /// Sends claimed per transaction.
 const BATCH: i64 = 200;
-/// How long a claim holds before another worker may retry the send.
-const LEASE_SECONDS: i64 = 60;
 /// Attempts before a send is dead-lettered.
 pub const MAX_ATTEMPTS: i32 = 5;
 /// Deliveries in flight at once per worker.
@@ -132,7 +130,7 @@ impl Campaigns {
         }
         let mut lease = Sql::new("UPDATE outbox SET status = 'sending', next_attempt_at = ");
         lease
-            .bind(now + Duration::seconds(LEASE_SECONDS))
+            .bind(now + self.delivery_lease())
             .push(" WHERE tenant_id = ")
             .bind(tenant)
             .push(" AND id IN ")

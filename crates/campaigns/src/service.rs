@@ -24,6 +24,8 @@ struct Inner {
     profiles: profiles::Profiles,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// How long a delivery worker holds a send it is delivering.
+    delivery_lease: chrono::Duration,
     /// Wakes the delivery loop when the executor has queued sends.
     sends_ready: tokio::sync::Notify,
     /// Published versions, parsed and prepared once: a version never changes.
@@ -84,7 +86,13 @@ impl LoadedVersion {
 }
 
 impl Campaigns {
-    pub fn new(db: Db, tenancy: Tenancy, profiles: profiles::Profiles, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        db: Db,
+        tenancy: Tenancy,
+        profiles: profiles::Profiles,
+        clock: Arc<dyn Clock>,
+        delivery_lease: std::time::Duration,
+    ) -> Self {
         // Webhook receivers that hang must not hold a delivery slot for long.
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
@@ -99,6 +107,8 @@ impl Campaigns {
                 profiles,
                 http,
                 clock,
+                delivery_lease: chrono::Duration::from_std(delivery_lease)
+                    .unwrap_or_else(|_| chrono::Duration::seconds(60)),
                 sends_ready: tokio::sync::Notify::new(),
                 versions: RwLock::new(HashMap::new()),
             }),
@@ -119,6 +129,10 @@ impl Campaigns {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    pub(crate) fn delivery_lease(&self) -> chrono::Duration {
+        self.inner.delivery_lease
     }
 
     pub(crate) fn sends_ready(&self) -> &tokio::sync::Notify {

@@ -95,8 +95,13 @@ impl Services {
             profiles.clone(),
             Arc::new(kernel::SystemClock),
         );
-        let campaigns =
-            Campaigns::new(db.clone(), tenancy.clone(), profiles.clone(), Arc::new(kernel::SystemClock));
+        let campaigns = Campaigns::new(
+            db.clone(),
+            tenancy.clone(),
+            profiles.clone(),
+            Arc::new(kernel::SystemClock),
+            std::time::Duration::from_secs(settings.delivery_lease_seconds),
+        );
         Ok(Self { db, cache, tenancy, profiles, segments, campaigns })
     }
 }

@@ -42,8 +42,8 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
-    /// Run only the background workers (ingestion processing), for deployments that scale
-    /// them apart from the gateway. Stops on SIGINT/SIGTERM.
+    /// Run only the background workers (ingestion, segments, the journey executor, delivery),
+    /// for deployments that scale them apart from the gateway. Stops on SIGINT/SIGTERM.
     Worker,
     /// Apply database migrations as the owner role and exit.
     Migrate,

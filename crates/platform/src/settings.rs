@@ -21,8 +21,8 @@ pub struct Settings {
     pub graphiql: bool,
     pub introspection: bool,
     pub log_format: LogFormat,
-    /// Run the background workers (ingestion processing) inside `serve`. Off when a separate
-    /// `passerelle worker` deployment does that work.
+    /// Run the background workers (ingestion, segments, journeys, delivery) inside `serve`.
+    /// Off when a separate `passerelle worker` deployment does that work.
     pub workers: bool,
     /// Workspaces whose pending events one worker process processes at the same time. One
     /// workspace's events are processed in order, one chunk at a time; several workspaces
@@ -32,6 +32,10 @@ pub struct Settings {
     /// now) are evaluated in full, so people leave them when a window slides past their
     /// last event, without a new event.
     pub segment_refresh_seconds: u64,
+    /// How long a delivery worker holds a send it is delivering. A worker that dies mid-send
+    /// leaves a claim that another picks up after this, under the same idempotency key; keep
+    /// it above the webhook timeout (10 s) so a slow receiver is not asked twice.
+    pub delivery_lease_seconds: u64,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -104,6 +108,7 @@ impl Default for Settings {
             workers: true,
             ingest_concurrency: 4,
             segment_refresh_seconds: 60,
+            delivery_lease_seconds: 60,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -260,6 +265,9 @@ impl Settings {
         if let Some(v) = non_empty("PASSERELLE_SEGMENT_REFRESH_SECONDS") {
             self.segment_refresh_seconds = parse("PASSERELLE_SEGMENT_REFRESH_SECONDS", v)?;
         }
+        if let Some(v) = non_empty("PASSERELLE_DELIVERY_LEASE_SECONDS") {
+            self.delivery_lease_seconds = parse("PASSERELLE_DELIVERY_LEASE_SECONDS", v)?;
+        }
         if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
             self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;
         }
@@ -288,6 +296,9 @@ impl Settings {
         }
         if !(1..=86_400).contains(&self.segment_refresh_seconds) {
             return bad("the segment refresh interval must be between 1 second and 1 day");
+        }
+        if !(1..=3_600).contains(&self.delivery_lease_seconds) {
+            return bad("the delivery lease must be between 1 second and 1 hour");
         }
         if self.limits.body_bytes < 1024 {
             return bad("max body size must be at least 1024 bytes");
@@ -355,5 +366,15 @@ mod tests {
         assert_eq!(s.segment_refresh_seconds, 5);
         s.segment_refresh_seconds = 0;
         assert!(s.validate().unwrap_err().to_string().contains("segment refresh"));
+    }
+
+    #[test]
+    fn delivery_lease_is_read_and_bounded() {
+        let mut s = Settings::default();
+        assert_eq!(s.delivery_lease_seconds, 60);
+        s.apply_env(|k| (k == "PASSERELLE_DELIVERY_LEASE_SECONDS").then(|| "2".into())).unwrap();
+        assert_eq!(s.delivery_lease_seconds, 2);
+        s.delivery_lease_seconds = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("delivery lease"));
     }
 }
