@@ -14,7 +14,8 @@ fi
 db=bench_${NAME}_$$
 work=$(mktemp -d)
 cleanup() {
-  kill "${server:-}" "${worker:-}" "${analyzer:-}" 2>/dev/null || true
+  # shellcheck disable=SC2086 # EXTRA_PIDS is a list.
+  kill "${server:-}" "${worker:-}" "${analyzer:-}" ${EXTRA_PIDS:-} 2>/dev/null || true
   wait 2>/dev/null || true
   # KEEP_DB=1 keeps the database for a look afterwards (drop it yourself).
   if [ -n "${KEEP_DB:-}" ]; then echo "kept database $db" >&2; else
