@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 pub use platform::Backend;
 
 pub mod receiver;
+pub mod smtp_sink;
 
 pub const OWNER_PASSWORD: &str = "correct horse battery staple";
 const APP_ROLE: &str = "passerelle_app";

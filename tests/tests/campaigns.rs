@@ -674,6 +674,116 @@ async fn a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys(
     assert_eq!(count(&report, "sends", "sent"), people as i64);
 }
 
+async fn branches_update_traits_and_wait_for_the_time_of_day(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Mail", email_template()).await;
+    let welcomed = setup
+        .gql(
+            "mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"Welcomed VIPs\",
+                definition: {text: \"trait stage = \\\"vip-welcomed\\\"\"}}) { id } }",
+            json!({"w": setup.workspace}),
+        )
+        .await
+        .str("createSegment.id");
+    // A time of day at least an hour away, whatever the time now.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%H:00").to_string();
+    let journey = setup
+        .journey("VIP welcome", send_journey(&setup.segment, json!([
+            {"id": "vip", "type": "branch", "condition": "trait vip = true", "then": "tag", "else": "end"},
+            {"id": "tag", "type": "update_trait", "name": "stage", "value": "vip-welcomed", "next": "morning"},
+            {"id": "morning", "type": "wait_until", "time": later, "next": "send"},
+            {"id": "send", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}])))
+        .await;
+    setup.publish(&journey).await;
+    let batch: Vec<Value> = (0..4)
+        .map(|i| json!({"type": "identify", "userId": format!("v{i}"), "traits": {"plan": "pro", "vip": i % 2 == 0, "first_name": "V"}}))
+        .collect();
+    let (status, _) = setup.app.track("batch", Some(&setup.key), &json!({"batch": batch})).await;
+    assert_eq!(status, 200);
+    let (executed, _) = setup.app.run_journeys().await;
+    assert_eq!(executed.enrolled, 4);
+    let report = setup.report(&journey).await;
+    assert_eq!(count(&report, "byStatus", "completed"), 2, "{report}");
+    assert_eq!(count(&report, "byStep", "send"), 2, "the VIPs wait for the morning: {report}");
+    assert!(receiver.received().is_empty());
+    for (user, vip) in [("v0", true), ("v1", false), ("v2", true), ("v3", false)] {
+        let profile = setup.profile_of(user).await;
+        let traits = setup
+            .gql(
+                "query($w: ID!, $id: ID!) { profile(workspaceId: $w, id: $id) { traits } }",
+                json!({"w": setup.workspace, "id": profile}),
+            )
+            .await;
+        let stage = traits.data("profile.traits")["stage"].clone();
+        assert_eq!(stage == json!("vip-welcomed"), vip, "{user}: {stage}");
+    }
+    // The journey's trait change reaches real-time segments like any other change.
+    setup.app.process_events_and_segments().await;
+    let members = setup
+        .gql(
+            "query($w: ID!, $id: ID!) { segment(workspaceId: $w, id: $id) { size } }",
+            json!({"w": setup.workspace, "id": welcomed}),
+        )
+        .await;
+    assert_eq!(members.data("segment.size"), &json!(2));
+}
+
+async fn email_goes_through_an_smtp_relay(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let sink = passerelle_tests::smtp_sink::SmtpSink::start().await;
+    let channel = setup
+        .gql(
+            "mutation($w: ID!, $d: JSON!) { createChannel(input: {workspaceId: $w, name: \"Relay\", kind: \"email\",
+               delivery: $d}) { channel { id delivery } signingSecret } }",
+            json!({"w": setup.workspace, "d": {"adapter": "smtp", "host": "127.0.0.1", "port": sink.addr.port(),
+                   "from": "news@shop.example", "security": "none"}}),
+        )
+        .await;
+    assert_eq!(channel.data("createChannel.signingSecret"), &Value::Null);
+    let channel_id = channel.str("createChannel.channel.id");
+    let content = setup
+        .content(
+            "Newsletter",
+            json!({"variants": [{"kind": "email", "subject": "News for {{ profile.first_name }}",
+            "body": "Hello {{ profile.first_name }}", "html": "<p>Hello {{ profile.first_name }}</p>"}]}),
+        )
+        .await;
+    let journey = setup
+        .journey(
+            "Mail",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "send", "type": "send", "channel": channel_id, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    setup.people("m", 3).await;
+    for i in 0..3 {
+        let profile = setup.profile_of(&format!("m{i}")).await;
+        setup.consent(&profile, "email", true).await;
+    }
+    let (_, delivered) = setup.app.run_journeys().await;
+    assert_eq!(delivered.sent, 3);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 3);
+    let recipients: BTreeSet<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
+    assert_eq!(recipients, (0..3).map(|i| format!("m{i}@example.com")).collect());
+    for mail in &mails {
+        assert_eq!(mail.from, "news@shop.example");
+        assert!(mail.header("Subject").unwrap().starts_with("News for Ada"), "{}", mail.data);
+        assert!(mail.header("Message-ID").unwrap().ends_with("@passerelle>"));
+        assert!(mail.data.contains("<p>Hello Ada"), "the HTML alternative is there");
+    }
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -682,4 +792,6 @@ on_both_backends!(
     people_stay_on_the_version_they_entered,
     failed_deliveries_are_retried_then_dead_lettered_with_the_reason,
     a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys,
+    branches_update_traits_and_wait_for_the_time_of_day,
+    email_goes_through_an_smtp_relay,
 );

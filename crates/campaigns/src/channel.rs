@@ -134,11 +134,30 @@ pub enum Delivery {
     /// POSTs each message as JSON, signed with HMAC-SHA256 of the workspace's channel secret.
     Webhook { url: String },
     /// Hands each email to an SMTP relay.
-    Smtp { host: String, port: u16, from: String },
+    Smtp {
+        host: String,
+        port: u16,
+        from: String,
+        #[serde(default)]
+        security: SmtpSecurity,
+    },
     /// Writes audiences as CSV files into a directory.
     AudienceFile { directory: String },
     /// Answers an inbound system's question with the journey's current offer.
     Decision,
+}
+
+/// How the connection to an SMTP relay is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Upgrade with STARTTLS, and refuse a relay that cannot.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plain text: only for a relay on the same host or private network.
+    None,
 }
 
 impl Delivery {
@@ -183,7 +202,7 @@ impl Delivery {
                     return Err(CampaignsError::invalid("the webhook URL is longer than 2048 characters"));
                 }
             }
-            Delivery::Smtp { host, port, from } => {
+            Delivery::Smtp { host, port, from, .. } => {
                 if kind != ChannelKind::Email {
                     return Err(CampaignsError::invalid("only email channels deliver through SMTP"));
                 }
@@ -227,7 +246,12 @@ mod tests {
         let webhook = Delivery::Webhook { url: "https://hooks.example.com/send".into() };
         assert!(webhook.validate_for(ChannelKind::Sms).is_ok());
         assert!(webhook.validate_for(ChannelKind::Display).is_err(), "display ads are audiences");
-        let smtp = Delivery::Smtp { host: "relay".into(), port: 25, from: "news@example.com".into() };
+        let smtp = Delivery::Smtp {
+            host: "relay".into(),
+            port: 25,
+            from: "news@example.com".into(),
+            security: SmtpSecurity::None,
+        };
         assert!(smtp.validate_for(ChannelKind::Email).is_ok());
         assert!(smtp.validate_for(ChannelKind::Sms).is_err());
         assert!(Delivery::Decision.validate_for(ChannelKind::Pos).is_ok());

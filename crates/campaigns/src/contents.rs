@@ -264,8 +264,8 @@ impl Campaigns {
             Err(problems) => return Ok(Err(problems.into_iter().map(Problem::from).collect())),
         };
         let names: BTreeSet<String> = info
-            .variables()
-            .filter_map(|path| path.strip_prefix("profile."))
+            .profile_paths()
+            .into_iter()
             .filter_map(|path| path.split('.').next())
             .filter(|name| *name != "id")
             .map(str::to_owned)
@@ -300,11 +300,15 @@ impl Campaigns {
 
 impl From<ContentProblem> for Problem {
     fn from(p: ContentProblem) -> Self {
-        let location = match (&p.variant, &p.field, p.line) {
-            (Some(variant), Some(field), Some(line)) => Some(format!("{variant}.{field}, line {line}")),
-            (Some(variant), Some(field), None) => Some(format!("{variant}.{field}")),
+        let place = match (&p.variant, &p.field, &p.block) {
+            (Some(variant), Some(field), _) => Some(format!("{variant}.{field}")),
             (Some(variant), None, _) => Some(variant.clone()),
+            (None, _, Some(block)) => Some(format!("block {block}")),
             _ => None,
+        };
+        let location = match (place, p.line) {
+            (Some(place), Some(line)) => Some(format!("{place}, line {line}")),
+            (place, _) => place,
         };
         Problem { code: p.code.to_owned(), location, message: p.message }
     }

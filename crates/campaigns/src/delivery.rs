@@ -75,8 +75,9 @@ impl Campaigns {
     /// Delivers every send that is due, in every workspace with journeys.
     pub async fn deliver_due(&self) -> Result<DeliveryRound> {
         let mut total = DeliveryRound::default();
+        // Sends exist only where journeys do: the workspaces marked for them.
         let workspaces =
-            work_queue::marked(self.db().connection(), crate::journeys::JOURNEYS_WORK, true).await?;
+            work_queue::marked(self.db().connection(), crate::journeys::JOURNEYS_WORK, false).await?;
         for workspace in workspaces {
             let scope = self.tenancy().queued_work_scope(workspace).await?;
             loop {
@@ -220,6 +221,13 @@ impl Campaigns {
     async fn attempt(&self, delivery: &Delivery, secret: Option<&str>, send: &Claimed) -> Attempt {
         match delivery {
             Delivery::Webhook { url } => self.post_webhook(url, secret, send).await,
+            Delivery::Smtp { host, port, from, security } => {
+                match self.relays().send(host, *port, *security, from, &send.key, &send.payload).await {
+                    crate::smtp::Handover::Accepted => Attempt::Delivered,
+                    crate::smtp::Handover::Transient(reason) => Attempt::Retry(reason),
+                    crate::smtp::Handover::Permanent(reason) => Attempt::Fail(reason),
+                }
+            }
             other => Attempt::Fail(format!("the {} adapter does not deliver messages yet", other.adapter())),
         }
     }

@@ -479,8 +479,13 @@ impl Campaigns {
             run.due_at = Some(now);
         }
 
-        if !trait_updates.is_empty() {
-            let updates: Vec<(ProfileId, Map<String, Value>)> = trait_updates.into_iter().collect();
+        let updates: Vec<(ProfileId, Map<String, Value>)> = trait_updates.into_iter().collect();
+        // Trait changes go through the profiles' graph lock, in their own transaction. On
+        // PostgreSQL they are made before this round commits: a crash in between replays the
+        // round, and setting a trait twice is harmless. SQLite allows one writer, which this
+        // round's transaction is, so there they follow the commit.
+        let before_commit = self.db().backend() == Backend::Postgres;
+        if before_commit && !updates.is_empty() {
             self.profiles().set_traits(scope, &updates, profiles::traits::source::JOURNEY).await?;
         }
         round.sends = sends.len();
@@ -488,6 +493,9 @@ impl Campaigns {
         write_blocks(&txn, tenant, &blocks, now).await?;
         write_runs(&txn, tenant, &runs, now).await?;
         txn.commit().await?;
+        if !before_commit && !updates.is_empty() {
+            self.profiles().set_traits(scope, &updates, profiles::traits::source::JOURNEY).await?;
+        }
         Ok((round, runs.len()))
     }
 

@@ -18,6 +18,7 @@ pub mod journeys;
 pub mod reports;
 mod service;
 pub mod settings;
+mod smtp;
 
 pub use error::{CampaignsError, Problem, Result};
 pub use service::Campaigns;

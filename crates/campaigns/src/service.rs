@@ -23,6 +23,7 @@ struct Inner {
     tenancy: Tenancy,
     profiles: profiles::Profiles,
     http: reqwest::Client,
+    relays: crate::smtp::Relays,
     clock: Arc<dyn Clock>,
     /// How long a delivery worker holds a send it is delivering.
     delivery_lease: chrono::Duration,
@@ -74,7 +75,7 @@ impl LoadedVersion {
     ) -> std::result::Result<Rendered, RenderError> {
         match self.templates.get(&content) {
             Some(template) => template.render(kind.variant(), context),
-            None => Err(RenderError::NoVariant),
+            None => Err(RenderError::NoVariant { kind: kind.variant() }),
         }
     }
 
@@ -106,6 +107,7 @@ impl Campaigns {
                 tenancy,
                 profiles,
                 http,
+                relays: crate::smtp::Relays::default(),
                 clock,
                 delivery_lease: chrono::Duration::from_std(delivery_lease)
                     .unwrap_or_else(|_| chrono::Duration::seconds(60)),
@@ -129,6 +131,10 @@ impl Campaigns {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    pub(crate) fn relays(&self) -> &crate::smtp::Relays {
+        &self.inner.relays
     }
 
     pub(crate) fn delivery_lease(&self) -> chrono::Duration {

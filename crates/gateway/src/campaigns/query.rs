@@ -75,7 +75,8 @@ impl CampaignsQuery {
         let profile = parse_id(&profile_id)?;
         let rendered =
             ctx.campaigns().preview_content(ctx.actor()?, workspace, id, &variant, profile).await.gql()?;
-        Ok(RenderedContent { fields: Json(rendered.fields) })
+        let fields = rendered.fields.into_iter().map(|(name, text)| (name.to_owned(), text)).collect();
+        Ok(RenderedContent { fields: Json(fields) })
     }
 
     async fn journey(
