@@ -93,6 +93,17 @@ fn pg_url(role: &str, database: &str) -> String {
 }
 
 /// Creates the owner and app roles (once per cluster) and a fresh database owned by the owner.
+/// Settings for a fresh PostgreSQL database reached as the app role and migrated as the owner,
+/// without building the application (to test what happens before it starts).
+pub async fn fresh_postgres_settings() -> Settings {
+    let database = fresh_postgres_database().await;
+    Settings {
+        database_url: Some(pg_url(APP_ROLE, &database)),
+        migration_database_url: Some(pg_url(OWNER_ROLE, &database)),
+        ..Settings::default()
+    }
+}
+
 async fn fresh_postgres_database() -> String {
     let admin = Database::connect(pg_admin_url()).await.expect("PostgreSQL must be running (see README)");
     for (role, extra) in [(OWNER_ROLE, ""), (APP_ROLE, " NOBYPASSRLS")] {

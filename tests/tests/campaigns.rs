@@ -784,6 +784,62 @@ async fn email_goes_through_an_smtp_relay(backend: Backend) {
     }
 }
 
+async fn provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Mail", email_template()).await;
+    let journey = setup
+        .journey(
+            "Two mails",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "first", "type": "send", "channel": channel, "content": content, "next": "pause"},
+            {"id": "pause", "type": "wait", "seconds": 1, "next": "second"},
+            {"id": "second", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    setup.people("u", 1).await;
+    let person = setup.profile_of("u0").await;
+    setup.consent(&person, "email", true).await;
+    setup.app.run_journeys().await;
+    let key = receiver.received()[0].idempotency_key.clone().unwrap();
+    let feedback = |kind: &'static str, key: String| {
+        let setup = &setup;
+        async move {
+            setup
+                .gql(
+                    "mutation($w: ID!, $k: String!, $kind: SendFeedback!) {
+                        recordSendFeedback(workspaceId: $w, key: $k, kind: $kind, device: \"ios\") }",
+                    json!({"w": setup.workspace, "k": key, "kind": kind}),
+                )
+                .await
+        }
+    };
+    assert_eq!(feedback("OPEN", key.clone()).await.data("recordSendFeedback"), &json!(person));
+    assert_eq!(feedback("UNSUBSCRIBE", key.clone()).await.data("recordSendFeedback"), &json!(person));
+    feedback("CLICK", "not-a-key".into()).await.expect_code("NOT_FOUND");
+    let consents = setup
+        .gql("query($w: ID!, $id: ID!) { profile(workspaceId: $w, id: $id) { consents { channel granted source } } }",
+             json!({"w": setup.workspace, "id": person}))
+        .await;
+    assert!(
+        consents.data("profile.consents").as_array().unwrap().contains(&json!(
+        {"channel": "email", "granted": false, "source": "unsubscribe"})),
+        "{:?}",
+        consents.body
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    setup.app.run_journeys().await;
+    assert_eq!(receiver.received().len(), 1, "nothing after the unsubscribe");
+    assert_eq!(setup.blocks(&journey).await[&person], vec!["consent_withdrawn".to_owned()]);
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -794,4 +850,5 @@ on_both_backends!(
     a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys,
     branches_update_traits_and_wait_for_the_time_of_day,
     email_goes_through_an_smtp_relay,
+    provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends,
 );

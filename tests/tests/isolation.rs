@@ -417,3 +417,14 @@ on_both_backends!(
     workspace_staff_see_only_their_workspace,
     every_role_is_enforced,
 );
+
+/// Replicas and workers that start together migrate the same database at the same moment:
+/// every one of them must succeed (PostgreSQL refuses concurrent GRANTs unless they queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn processes_starting_together_migrate_one_after_another() {
+    let settings = passerelle_tests::fresh_postgres_settings().await;
+    let runs = (0..4).map(|_| passerelle::migrate(&settings));
+    for outcome in futures::future::join_all(runs).await {
+        outcome.expect("every process migrates");
+    }
+}

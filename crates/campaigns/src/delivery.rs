@@ -200,7 +200,7 @@ impl Campaigns {
                     .bind(Uuid::now_v7())
                     .push(", ")
                     .bind(send.profile)
-                    .push(", 'delivery', channel, channel_id, journey_id, step, variant, device, ")
+                    .push(", 'accepted', channel, channel_id, journey_id, step, variant, device, ")
                     .bind(now)
                     .push(" FROM touchpoints WHERE tenant_id = ")
                     .bind(tenant)

@@ -13,6 +13,7 @@ pub mod contents;
 pub mod delivery;
 mod error;
 pub mod executor;
+pub mod feedback;
 pub mod graph;
 pub mod journeys;
 pub mod reports;

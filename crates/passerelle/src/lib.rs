@@ -110,12 +110,29 @@ impl Services {
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let owner =
         Db::connect(&settings.owner_database_url()).await.context("connecting to the database as owner")?;
+    // Replicas and workers that start together would migrate and grant at the same moment
+    // (PostgreSQL refuses concurrent GRANTs: "tuple concurrently updated"). The first holds
+    // this transaction's lock while it migrates on the pool's other connections; the others
+    // wait for it, then find nothing left to do.
+    let serialised = if owner.backend() == Backend::Postgres {
+        use migrations::sea_orm_migration::sea_orm::{ConnectionTrait, TransactionTrait};
+        let txn = owner.connection().begin().await.context("opening the migration lock")?;
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7305868771291750258)")
+            .await
+            .context("waiting for another process's migrations")?;
+        Some(txn)
+    } else {
+        None
+    };
     Migrator::up(owner.connection(), None).await.context("running migrations")?;
     if owner.backend() == Backend::Postgres
         && settings.migration_database_url.is_some()
         && let Some(app_role) = settings.database_url.as_deref().and_then(postgres_user)
     {
         migrations::grant_app_role(owner.connection(), &app_role).await.context("granting the app role")?;
+    }
+    if let Some(lock) = serialised {
+        lock.commit().await.context("releasing the migration lock")?;
     }
     owner.connection().clone().close().await.ok();
     Ok(())

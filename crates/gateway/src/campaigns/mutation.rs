@@ -1,4 +1,4 @@
-use super::objects::{Content, CreatedChannel, Journey, JourneyStatus, SendSettings};
+use super::objects::{Content, CreatedChannel, Journey, JourneyStatus, SendFeedback, SendSettings};
 use crate::{
     context::{ContextExt, parse_id},
     error::GqlResult,
@@ -156,6 +156,26 @@ impl CampaignsMutation {
             .await
             .gql()
             .map(Journey)
+    }
+
+    /// Records what a provider reports about a send, by the `Idempotency-Key` (webhooks) or
+    /// `Message-ID` key it received: a touchpoint for measurement; an unsubscribe or a complaint
+    /// also withdraws consent for that channel. Answers the profile the send was for.
+    async fn record_send_feedback(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        key: String,
+        kind: SendFeedback,
+        device: Option<String>,
+    ) -> async_graphql::Result<ID> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let profile = ctx
+            .campaigns()
+            .record_feedback(ctx.actor()?, workspace, &key, kind.into(), device.as_deref())
+            .await
+            .gql()?;
+        Ok(ID(profile.to_string()))
     }
 
     /// Replaces the workspace's timezone, quiet hours and frequency caps.

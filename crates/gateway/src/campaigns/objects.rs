@@ -88,6 +88,18 @@ pub enum JourneyStatus {
     Archived,
 }
 
+/// What a provider reports about a send.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "campaigns::feedback::Feedback")]
+pub enum SendFeedback {
+    Delivery,
+    Open,
+    Click,
+    Bounce,
+    Complaint,
+    Unsubscribe,
+}
+
 pub struct Journey(pub campaigns::journeys::Journey);
 
 #[Object]

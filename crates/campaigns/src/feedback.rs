@@ -1,0 +1,111 @@
+//! What happens after a send: providers report deliveries, opens, clicks, bounces, complaints
+//! and unsubscribes by the idempotency key they received. Each becomes a touchpoint with the
+//! send's channel, journey, step and variant, for measurement; an unsubscribe or a complaint
+//! also withdraws the person's consent for that channel, so nothing more is sent there.
+
+use crate::error::{CampaignsError, Result};
+use crate::executor::PURPOSE;
+use crate::service::Campaigns;
+use kernel::{ProfileId, WorkspaceId};
+use platform::sql::Sql;
+use tenancy::{Actor, Permission};
+use uuid::Uuid;
+
+/// What a provider reports about a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feedback {
+    Delivery,
+    Open,
+    Click,
+    Bounce,
+    Complaint,
+    Unsubscribe,
+}
+
+impl Feedback {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feedback::Delivery => "delivery",
+            Feedback::Open => "open",
+            Feedback::Click => "click",
+            Feedback::Bounce => "bounce",
+            Feedback::Complaint => "complaint",
+            Feedback::Unsubscribe => "unsubscribe",
+        }
+    }
+
+    /// Whether the person asked, in effect, for no more messages on this channel.
+    fn withdraws_consent(self) -> bool {
+        matches!(self, Feedback::Unsubscribe | Feedback::Complaint)
+    }
+}
+
+impl Campaigns {
+    /// Records what a provider reports about the send it received under `key`. Returns the
+    /// profile the send was for.
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, feedback = feedback.as_str()))]
+    pub async fn record_feedback(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        key: &str,
+        feedback: Feedback,
+        device: Option<&str>,
+    ) -> Result<ProfileId> {
+        let scope = self.authorize(actor, workspace, Permission::Write).await?;
+        if key.len() > 200 || device.is_some_and(|d| d.len() > 64 || d.chars().any(char::is_control)) {
+            return Err(CampaignsError::invalid("the key or the device is too long"));
+        }
+        let tenant = workspace.as_uuid();
+        let now = self.now();
+        let txn = scope.begin_write(self.db()).await?;
+        let mut send = Sql::new(
+            "SELECT o.profile_id, o.journey_id, o.step, o.channel_id, t.channel, t.variant FROM outbox o \
+             JOIN touchpoints t ON t.tenant_id = o.tenant_id AND t.journey_id = o.journey_id \
+             AND t.profile_id = o.profile_id AND t.step = o.step AND t.kind = 'send' WHERE o.tenant_id = ",
+        );
+        send.bind(tenant).push(" AND o.idempotency_key = ").bind(key.to_owned()).push(" LIMIT 1");
+        let row = send.fetch_one(&txn).await?.ok_or(CampaignsError::NotFound)?;
+        let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
+        let channel: String = row.try_get("", "channel")?;
+        let mut insert = Sql::new(
+            "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
+             variant, device, at) VALUES (",
+        );
+        insert
+            .bind(tenant)
+            .push(", ")
+            .bind(Uuid::now_v7())
+            .push(", ")
+            .bind(profile.as_uuid())
+            .push(", ")
+            .bind(feedback.as_str())
+            .push(", ")
+            .bind(channel.clone())
+            .push(", ")
+            .bind(row.try_get::<Uuid>("", "channel_id")?)
+            .push(", ")
+            .bind(row.try_get::<Uuid>("", "journey_id")?)
+            .push(", ")
+            .bind(row.try_get::<String>("", "step")?)
+            .push(", ")
+            .bind(row.try_get::<Option<String>>("", "variant")?)
+            .push(", ")
+            .bind(device.map(str::to_owned))
+            .push(", ")
+            .bind(now)
+            .push(")");
+        insert.execute(&txn).await?;
+        txn.commit().await?;
+        if feedback.withdraws_consent() {
+            let input = profiles::consent::ConsentInput {
+                purpose: PURPOSE.to_owned(),
+                channel,
+                granted: false,
+                source: feedback.as_str().to_owned(),
+            };
+            self.profiles().set_consent(actor, workspace, profile, input).await?;
+        }
+        Ok(profile)
+    }
+}
