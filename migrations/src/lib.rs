@@ -17,6 +17,7 @@ mod m0007_segments;
 mod m0008_profile_changes;
 mod m0009_segment_indexes;
 mod m0010_campaigns;
+mod m0011_journey_events;
 
 pub use sea_orm_migration;
 
@@ -52,6 +53,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "send_blocks",
     "campaign_settings",
     "frequency_caps",
+    "journey_event_cursors",
 ];
 
 pub struct Migrator;
@@ -70,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_profile_changes::Migration),
             Box::new(m0009_segment_indexes::Migration),
             Box::new(m0010_campaigns::Migration),
+            Box::new(m0011_journey_events::Migration),
         ]
     }
 }
@@ -146,6 +149,7 @@ mod tests {
             super::m0007_segments::TENANT_TABLES,
             super::m0008_profile_changes::TENANT_TABLES,
             super::m0010_campaigns::TENANT_TABLES,
+            super::m0011_journey_events::TENANT_TABLES,
         ]
         .concat();
         assert_eq!(steps, super::TENANT_TABLES);

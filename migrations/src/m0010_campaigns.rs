@@ -113,6 +113,8 @@ CREATE TABLE outbox (
     journey_id {uuid} NOT NULL,
     step text NOT NULL,
     channel_id {uuid} NOT NULL,
+    channel text NOT NULL,
+    variant text,
     profile_id {uuid} NOT NULL,
     payload {json} NOT NULL,
     status text NOT NULL,

@@ -840,6 +840,88 @@ async fn provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends(ba
     assert_eq!(setup.blocks(&journey).await[&person], vec!["consent_withdrawn".to_owned()]);
 }
 
+async fn events_start_journeys_end_waits_and_reach_goals(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let thanks = setup
+        .content(
+            "Thanks",
+            json!({"variants": [{"kind": "email", "subject": "Thanks", "body": "for your order"}]}),
+        )
+        .await;
+    let reminder = setup
+        .content(
+            "Reminder",
+            json!({"variants": [{"kind": "email", "subject": "Reminder", "body": "your cart"}]}),
+        )
+        .await;
+    let journey = setup
+        .journey(
+            "Abandoned cart",
+            json!({
+            "entry": {"trigger": {"type": "event_performed", "event": "Cart Created"}, "next": "order"},
+            "steps": [
+                {"id": "order", "type": "wait_for_event", "event": "Order Completed", "timeout_seconds": 1,
+                 "next": "thank", "timeout_next": "remind"},
+                {"id": "thank", "type": "send", "channel": channel, "content": thanks, "next": "end"},
+                {"id": "remind", "type": "send", "channel": channel, "content": reminder, "next": "later"},
+                {"id": "later", "type": "wait", "seconds": 3600, "next": "end"},
+                {"id": "bought", "type": "goal", "event": "Subscription Started"},
+                {"id": "end", "type": "exit"}]}),
+        )
+        .await;
+    let published = setup.publish(&journey).await;
+    assert_eq!(published.data("publishJourney.status"), &json!("ACTIVE"), "{:?}", published.body);
+    // A first round starts listening: events from before do not start journeys.
+    setup.people("e", 3).await;
+    for i in 0..3 {
+        let profile = setup.profile_of(&format!("e{i}")).await;
+        setup.consent(&profile, "email", true).await;
+    }
+    setup.app.run_journeys().await;
+    let track = |user: &str, event: &str| json!({"type": "track", "userId": user, "event": event});
+    let send = |batch: Vec<Value>| {
+        let setup = &setup;
+        async move {
+            let (status, body) = setup.app.track("batch", Some(&setup.key), &json!({"batch": batch})).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    send(vec![track("e0", "Cart Created"), track("e1", "Cart Created"), track("e2", "Cart Created")]).await;
+    let (executed, _) = setup.app.run_journeys().await;
+    assert_eq!(executed.enrolled, 3, "each cart starts the journey once");
+    // e0 orders: on to the thanks; e1 does nothing: the reminder after the timeout; e2 reaches
+    // the goal while waiting.
+    send(vec![track("e0", "Order Completed"), track("e2", "Subscription Started")]).await;
+    setup.app.run_journeys().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    setup.app.run_journeys().await;
+    setup.app.run_journeys().await;
+    let mut subjects: BTreeMap<String, String> = BTreeMap::new();
+    for request in receiver.received() {
+        let body = request.json();
+        subjects.insert(
+            body["profile"]["email"].as_str().unwrap().to_owned(),
+            body["content"]["subject"].as_str().unwrap().to_owned(),
+        );
+    }
+    assert_eq!(
+        subjects,
+        BTreeMap::from([
+            ("e0@example.com".to_owned(), "Thanks".to_owned()),
+            ("e1@example.com".to_owned(), "Reminder".to_owned()),
+        ])
+    );
+    let report = setup.report(&journey).await;
+    assert_eq!(count(&report, "byStatus", "completed"), 2, "{report}");
+    assert_eq!(count(&report, "byStep", "end"), 1, "e1 waits an hour before the end: {report}");
+    // The same events read again (the cursor looks back a few seconds) start nothing twice.
+    let (again, _) = setup.app.run_journeys().await;
+    assert_eq!(again.enrolled, 0);
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -851,4 +933,5 @@ on_both_backends!(
     branches_update_traits_and_wait_for_the_time_of_day,
     email_goes_through_an_smtp_relay,
     provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends,
+    events_start_journeys_end_waits_and_reach_goals,
 );

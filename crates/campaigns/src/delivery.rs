@@ -52,6 +52,8 @@ struct Claimed {
     journey: Uuid,
     step: String,
     profile: Uuid,
+    kind: String,
+    variant: Option<String>,
 }
 
 impl Campaigns {
@@ -100,8 +102,8 @@ impl Campaigns {
         // Claim.
         let txn = scope.begin_write(self.db()).await?;
         let mut select = Sql::new(
-            "SELECT id, idempotency_key, channel_id, attempts, payload, journey_id, step, profile_id FROM outbox \
-             WHERE tenant_id = ",
+            "SELECT id, idempotency_key, channel_id, channel, variant, attempts, payload, journey_id, step, \
+             profile_id FROM outbox WHERE tenant_id = ",
         );
         select
             .bind(tenant)
@@ -123,6 +125,8 @@ impl Campaigns {
                 journey: row.try_get("", "journey_id")?,
                 step: row.try_get("", "step")?,
                 profile: row.try_get("", "profile_id")?,
+                kind: row.try_get("", "channel")?,
+                variant: row.try_get("", "variant")?,
             });
         }
         if claimed.is_empty() {
@@ -163,18 +167,20 @@ impl Campaigns {
             outcomes.extend(futures::future::join_all(attempts).await);
         }
 
-        // Record.
+        // Record: the sends delivered in one statement each for the outbox and the
+        // touchpoints; failures (rare) one by one, each with its reason.
         let now = self.now();
         let mut round = DeliveryRound::default();
         let txn = scope.begin_write(self.db()).await?;
+        let mut delivered: Vec<&Claimed> = Vec::new();
         for (index, outcome) in outcomes {
             let send = &claimed[index];
             let mut update = Sql::new("UPDATE outbox SET attempts = ");
             update.bind(send.attempts + 1);
             match &outcome {
                 Attempt::Delivered => {
-                    round.sent += 1;
-                    update.push(", status = 'sent', sent_at = ").bind(now).push(", last_error = NULL");
+                    delivered.push(send);
+                    continue;
                 }
                 Attempt::Retry(reason) if send.attempts + 1 < MAX_ATTEMPTS => {
                     round.retried += 1;
@@ -191,28 +197,48 @@ impl Campaigns {
             }
             update.push(" WHERE tenant_id = ").bind(tenant).push(" AND id = ").bind(send.id);
             update.execute(&txn).await?;
-            if matches!(outcome, Attempt::Delivered) {
-                let mut touchpoint = Sql::new(
-                    "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
-                     variant, device, at) SELECT tenant_id, ",
-                );
-                touchpoint
+        }
+        round.sent = delivered.len();
+        for chunk in delivered.chunks(100) {
+            let mut sent = Sql::new(
+                "UPDATE outbox SET attempts = attempts + 1, status = 'sent', last_error = NULL, sent_at = ",
+            );
+            sent.bind(now)
+                .push(" WHERE tenant_id = ")
+                .bind(tenant)
+                .push(" AND id IN ")
+                .bind_list(chunk.iter().map(|send| send.id));
+            sent.execute(&txn).await?;
+            let mut touchpoints = Sql::new(
+                "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
+                 variant, device, at) VALUES ",
+            );
+            for (i, send) in chunk.iter().enumerate() {
+                if i > 0 {
+                    touchpoints.push(", ");
+                }
+                touchpoints
+                    .push("(")
+                    .bind(tenant)
+                    .push(", ")
                     .bind(Uuid::now_v7())
                     .push(", ")
                     .bind(send.profile)
-                    .push(", 'accepted', channel, channel_id, journey_id, step, variant, device, ")
-                    .bind(now)
-                    .push(" FROM touchpoints WHERE tenant_id = ")
-                    .bind(tenant)
-                    .push(" AND journey_id = ")
+                    .push(", 'accepted', ")
+                    .bind(send.kind.clone())
+                    .push(", ")
+                    .bind(send.channel.as_uuid())
+                    .push(", ")
                     .bind(send.journey)
-                    .push(" AND profile_id = ")
-                    .bind(send.profile)
-                    .push(" AND step = ")
+                    .push(", ")
                     .bind(send.step.clone())
-                    .push(" AND kind = 'send' ORDER BY id DESC LIMIT 1");
-                touchpoint.execute(&txn).await?;
+                    .push(", ")
+                    .bind(send.variant.clone())
+                    .push(", NULL, ")
+                    .bind(now)
+                    .push(")");
             }
+            touchpoints.execute(&txn).await?;
         }
         txn.commit().await?;
         Ok((round, claimed.len()))

@@ -62,6 +62,9 @@ struct Run {
     due_at: Option<DateTime<Utc>>,
     variant: Option<String>,
     holdout: bool,
+    /// The event awaited at a wait-for-event step, and since when.
+    waiting_for: Option<String>,
+    waiting_since: Option<DateTime<Utc>>,
     parked: bool,
 }
 
@@ -120,6 +123,7 @@ impl Campaigns {
         for workspace in work_queue::marked(self.db().connection(), JOURNEYS_WORK, sweep).await? {
             let scope = self.tenancy().queued_work_scope(workspace).await?;
             total.enrolled += self.enroll(&scope).await?;
+            total.enrolled += self.react_to_events(&scope).await?;
             loop {
                 let (round, taken) = self.advance_batch(&scope).await?;
                 total += round;
@@ -185,40 +189,8 @@ impl Campaigns {
                     new.push(profile);
                 }
             }
-            for chunk in new.chunks(200) {
-                let mut insert = Sql::new(
-                    "INSERT INTO journey_enrollments (tenant_id, id, journey_id, version, profile_id, step, sequence, \
-                     status, due_at, waiting_for, variant, holdout, converted_at, entered_at, updated_at) VALUES ",
-                );
-                for (i, profile) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        insert.push(", ");
-                    }
-                    insert
-                        .push("(")
-                        .bind(tenant)
-                        .push(", ")
-                        .bind(Uuid::now_v7())
-                        .push(", ")
-                        .bind(journey.as_uuid())
-                        .push(", ")
-                        .bind(version)
-                        .push(", ")
-                        .bind(profile.as_uuid())
-                        .push(", ")
-                        .bind(first_step.clone())
-                        .push(", 0, 'active', ")
-                        .bind(now)
-                        .push(", NULL, NULL, ")
-                        .bind(false)
-                        .push(", NULL, ")
-                        .bind(now)
-                        .push(", ")
-                        .bind(now)
-                        .push(")");
-                }
-                insert.execute(&txn).await?;
-            }
+            let people: Vec<(ProfileId, Option<Uuid>)> = new.iter().map(|p| (*p, None)).collect();
+            insert_enrollments(&txn, tenant, journey, version, &first_step, &people, now).await?;
             enrolled += new.len();
             let mut advance = Sql::new("UPDATE journeys SET entry_cursor = ");
             advance
@@ -241,8 +213,8 @@ impl Campaigns {
         let now = self.now();
         let txn = scope.begin_write(self.db()).await?;
         let mut select = Sql::new(
-            "SELECT id, journey_id, version, profile_id, step, sequence, variant, holdout \
-             FROM journey_enrollments WHERE tenant_id = ",
+            "SELECT id, journey_id, version, profile_id, step, sequence, variant, holdout, waiting_for, \
+             waiting_since FROM journey_enrollments WHERE tenant_id = ",
         );
         select
             .bind(tenant)
@@ -273,6 +245,8 @@ impl Campaigns {
                 due_at: None,
                 variant: row.try_get("", "variant")?,
                 holdout: row.try_get("", "holdout")?,
+                waiting_for: row.try_get("", "waiting_for")?,
+                waiting_since: row.try_get("", "waiting_since")?,
                 parked: false,
             });
         }
@@ -439,12 +413,19 @@ impl Campaigns {
                             run.parked = true;
                         }
                     },
-                    StepKind::WaitForEvent { timeout_seconds, timeout_next, .. } => {
-                        // Publishing refuses this step until events reach the executor; a
-                        // version that has it times out rather than hangs.
-                        run.step = timeout_next.clone();
-                        run.due_at = Some(now + chrono::Duration::seconds(*timeout_seconds as i64));
-                        run.parked = true;
+                    StepKind::WaitForEvent { event, timeout_seconds, timeout_next, .. } => {
+                        if run.waiting_for.is_none() {
+                            // Start waiting; the event moves them on (see `events`), else
+                            // the timeout brings them back here.
+                            run.waiting_for = Some(event.clone());
+                            run.waiting_since = Some(now);
+                            run.due_at = Some(now + chrono::Duration::seconds(*timeout_seconds as i64));
+                            run.parked = true;
+                        } else {
+                            run.waiting_for = None;
+                            run.waiting_since = None;
+                            run.step = timeout_next.clone();
+                        }
                     }
                     StepKind::Exit => {
                         run.status = "completed";
@@ -615,6 +596,57 @@ async fn journey_names<C: ConnectionTrait>(
     Ok(names)
 }
 
+/// Puts people at the first step of a journey's version, due now; `Some(event)` when an event
+/// started it for them.
+pub(crate) async fn insert_enrollments<C: ConnectionTrait>(
+    conn: &C,
+    tenant: Uuid,
+    journey: JourneyId,
+    version: i32,
+    first_step: &str,
+    people: &[(ProfileId, Option<Uuid>)],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in people.chunks(200) {
+        let mut insert = Sql::new(
+            "INSERT INTO journey_enrollments (tenant_id, id, journey_id, version, profile_id, step, sequence, \
+             status, due_at, waiting_for, waiting_since, variant, holdout, converted_at, entered_at, updated_at, \
+             trigger_event_id) VALUES ",
+        );
+        for (i, (profile, trigger)) in chunk.iter().enumerate() {
+            if i > 0 {
+                insert.push(", ");
+            }
+            insert
+                .push("(")
+                .bind(tenant)
+                .push(", ")
+                .bind(Uuid::now_v7())
+                .push(", ")
+                .bind(journey.as_uuid())
+                .push(", ")
+                .bind(version)
+                .push(", ")
+                .bind(profile.as_uuid())
+                .push(", ")
+                .bind(first_step.to_owned())
+                .push(", 0, 'active', ")
+                .bind(now)
+                .push(", NULL, NULL, NULL, ")
+                .bind(false)
+                .push(", NULL, ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(*trigger)
+                .push(")");
+        }
+        insert.execute(conn).await?;
+    }
+    Ok(())
+}
+
 /// Holds each person (a transaction-scoped advisory lock per profile, in a fixed order so two
 /// workers never deadlock) until this transaction's sends are committed. SQLite has one writer.
 async fn lock_people<C: ConnectionTrait>(conn: &C, tenant: Uuid, people: &[ProfileId]) -> Result<()> {
@@ -651,7 +683,8 @@ async fn write_sends<C: ConnectionTrait>(
     for chunk in sends.chunks(100) {
         let mut outbox = Sql::new(
             "INSERT INTO outbox (tenant_id, id, idempotency_key, enrollment_id, journey_id, step, channel_id, \
-             profile_id, payload, status, attempts, next_attempt_at, last_error, created_at, sent_at) VALUES ",
+             channel, variant, profile_id, payload, status, attempts, next_attempt_at, last_error, created_at, \
+             sent_at) VALUES ",
         );
         let mut touchpoints = Sql::new(
             "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
@@ -677,6 +710,10 @@ async fn write_sends<C: ConnectionTrait>(
                 .bind(send.step.clone())
                 .push(", ")
                 .bind(send.channel.as_uuid())
+                .push(", ")
+                .bind(send.kind.as_str())
+                .push(", ")
+                .bind(send.variant.clone())
                 .push(", ")
                 .bind(send.profile.as_uuid())
                 .push(", ")
@@ -766,8 +803,9 @@ async fn write_runs<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<()> {
     for chunk in runs.chunks(500) {
-        let mut update =
-            Sql::new("WITH v (id, step, sequence, status, due_at, variant, holdout) AS (VALUES ");
+        let mut update = Sql::new(
+            "WITH v (id, step, sequence, status, due_at, variant, holdout, waiting_for, waiting_since) AS (VALUES ",
+        );
         for (i, run) in chunk.iter().enumerate() {
             if i > 0 {
                 update.push(", ");
@@ -787,12 +825,17 @@ async fn write_runs<C: ConnectionTrait>(
                 .bind(run.variant.clone())
                 .push(", ")
                 .bind(run.holdout)
+                .push(", ")
+                .bind(run.waiting_for.clone())
+                .push(", ")
+                .bind(run.waiting_since)
                 .push(")");
         }
         update
             .push(
                 ") UPDATE journey_enrollments SET step = v.step, sequence = v.sequence, status = v.status, \
-                 due_at = v.due_at, variant = v.variant, holdout = v.holdout, updated_at = ",
+                 due_at = v.due_at, variant = v.variant, holdout = v.holdout, waiting_for = v.waiting_for, \
+                 waiting_since = v.waiting_since, updated_at = ",
             )
             .bind(now)
             .push(" FROM v WHERE journey_enrollments.tenant_id = ")

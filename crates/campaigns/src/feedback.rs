@@ -60,11 +60,9 @@ impl Campaigns {
         let now = self.now();
         let txn = scope.begin_write(self.db()).await?;
         let mut send = Sql::new(
-            "SELECT o.profile_id, o.journey_id, o.step, o.channel_id, t.channel, t.variant FROM outbox o \
-             JOIN touchpoints t ON t.tenant_id = o.tenant_id AND t.journey_id = o.journey_id \
-             AND t.profile_id = o.profile_id AND t.step = o.step AND t.kind = 'send' WHERE o.tenant_id = ",
+            "SELECT profile_id, journey_id, step, channel_id, channel, variant FROM outbox WHERE tenant_id = ",
         );
-        send.bind(tenant).push(" AND o.idempotency_key = ").bind(key.to_owned()).push(" LIMIT 1");
+        send.bind(tenant).push(" AND idempotency_key = ").bind(key.to_owned());
         let row = send.fetch_one(&txn).await?.ok_or(CampaignsError::NotFound)?;
         let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
         let channel: String = row.try_get("", "channel")?;

@@ -445,11 +445,11 @@ impl Campaigns {
                 format!("The entry segment {segment} does not exist."),
             ));
         }
-        if !matches!(graph.entry.trigger, Trigger::SegmentEntered { .. }) {
+        if matches!(graph.entry.trigger, Trigger::Schedule { .. }) {
             problems.push(problem(
                 "unsupported_trigger",
                 None,
-                "Journeys can only start when someone enters a segment for now.".to_owned(),
+                "Scheduled journeys are not supported yet: start on a segment entry or an event.".to_owned(),
             ));
         }
         let mut published_contents = BTreeMap::new();
@@ -475,11 +475,6 @@ impl Campaigns {
                         ));
                     }
                 }
-                StepKind::WaitForEvent { .. } => problems.push(problem(
-                    "unsupported_step",
-                    Some(&step.id),
-                    format!("Step \"{}\": waiting for an event is not supported yet.", step.id),
-                )),
                 StepKind::Send { channel, content, .. } => {
                     let channel = match channels::load(conn, workspace, ChannelId::from_uuid(*channel)).await
                     {

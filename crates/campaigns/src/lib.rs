@@ -12,6 +12,7 @@ pub mod content;
 pub mod contents;
 pub mod delivery;
 mod error;
+mod events;
 pub mod executor;
 pub mod feedback;
 pub mod graph;
