@@ -21,6 +21,10 @@ struct World {
     b_user: String,
     b_membership: String,
     a_user: String,
+    /// B's campaign objects: a channel, a content and a draft journey.
+    b_channel: String,
+    b_content: String,
+    b_journey: String,
 }
 
 async fn world(app: &TestApp) -> World {
@@ -45,6 +49,31 @@ async fn world(app: &TestApp) -> World {
         .unwrap()
         .to_owned();
     let (a_user, _) = app.staff(&a.owner_token, "VIEWER", Some(&a1)).await;
+    let b_gql = |query: &'static str, variables: Value| {
+        let token = b.owner_token.clone();
+        async move { app.gql(query, variables, Some(&token)).await }
+    };
+    let b_channel = b_gql(
+        "mutation($w: ID!) { createChannel(input: {workspaceId: $w, name: \"B hooks\", kind: \"sms\",
+           delivery: {adapter: \"webhook\", url: \"http://127.0.0.1:9/b\"}}) { channel { id } } }",
+        json!({ "w": b1 }),
+    )
+    .await
+    .str("createChannel.channel.id");
+    let b_content = b_gql(
+        "mutation($w: ID!) { createContent(workspaceId: $w, name: \"B text\",
+           template: {variants: [{kind: \"sms\", text: \"B\"}]}) { id } }",
+        json!({ "w": b1 }),
+    )
+    .await
+    .str("createContent.id");
+    let b_journey = b_gql(
+        "mutation($w: ID!) { createJourney(input: {workspaceId: $w, name: \"B journey\",
+           graph: {entry: {trigger: {type: \"event_performed\", event: \"B\"}, next: \"end\"}, steps: [{id: \"end\", type: \"exit\"}]}}) { id } }",
+        json!({ "w": b1 }),
+    )
+    .await
+    .str("createJourney.id");
     World {
         a_owner: a.owner_token,
         a1,
@@ -58,6 +87,9 @@ async fn world(app: &TestApp) -> World {
         b_user,
         b_membership,
         a_user,
+        b_channel,
+        b_content,
+        b_journey,
     }
 }
 
@@ -99,6 +131,32 @@ fn attacks(w: &World) -> Vec<(&'static str, Value)> {
         ),
         ("mutation($m: ID!) { revokeRole(membershipId: $m) { id } }", json!({ "m": w.b_membership })),
         ("mutation($u: ID!) { deactivateUser(userId: $u) { id } }", json!({ "u": w.b_user })),
+        // Campaigns: B's workspace, and B's objects through A's own workspace.
+        ("query($w: ID!) { channels(workspaceId: $w) { id } }", json!({ "w": w.b1 })),
+        ("query($w: ID!, $id: ID!) { journey(workspaceId: $w, id: $id) { id } }", json!({ "w": w.b1, "id": w.b_journey })),
+        ("query($w: ID!, $id: ID!) { journey(workspaceId: $w, id: $id) { id } }", json!({ "w": w.a1, "id": w.b_journey })),
+        ("query($w: ID!, $id: ID!) { content(workspaceId: $w, id: $id) { id } }", json!({ "w": w.a1, "id": w.b_content })),
+        ("query($w: ID!, $id: ID!) { journeyReport(workspaceId: $w, id: $id) { holdout } }", json!({ "w": w.a1, "id": w.b_journey })),
+        ("mutation($w: ID!, $id: ID!) { publishJourney(workspaceId: $w, id: $id) { id } }", json!({ "w": w.a1, "id": w.b_journey })),
+        (
+            "mutation($w: ID!, $id: ID!) { setJourneyStatus(workspaceId: $w, id: $id, status: ARCHIVED) { id } }",
+            json!({ "w": w.b1, "id": w.b_journey }),
+        ),
+        (
+            "mutation($w: ID!, $id: ID!) { updateContent(workspaceId: $w, id: $id, name: \"pwned\") { id } }",
+            json!({ "w": w.a1, "id": w.b_content }),
+        ),
+        (
+            "mutation($w: ID!) { createChannel(input: {workspaceId: $w, name: \"spy\", kind: \"sms\",
+               delivery: {adapter: \"webhook\", url: \"http://127.0.0.1:9/spy\"}}) { channel { id } } }",
+            json!({ "w": w.b1 }),
+        ),
+        (
+            "mutation($w: ID!, $c: ID!, $j: ID!) { updateJourney(input: {workspaceId: $w, id: $j, graph: {entry:
+               {trigger: {type: \"event_performed\", event: \"x\"}, next: \"s\"}, steps: [{id: \"s\", type: \"send\",
+               channel: $c, content: $c, next: \"e\"}, {id: \"e\", type: \"exit\"}]}}) { id } }",
+            json!({ "w": w.b1, "c": w.b_channel, "j": w.b_journey }),
+        ),
     ]
 }
 

@@ -361,10 +361,10 @@ async fn ensure_name_free<C: ConnectionTrait>(
 ) -> Result<()> {
     let mut select = Sql::new("SELECT id FROM contents WHERE tenant_id = ");
     select.bind(workspace.as_uuid()).push(" AND name = ").bind(name.to_owned());
-    if let Some(row) = select.fetch_one(conn).await? {
-        if Some(ContentId::from_uuid(row.try_get("", "id")?)) != except {
-            return Err(CampaignsError::Conflict(format!("a content is already named \"{name}\"")));
-        }
+    if let Some(row) = select.fetch_one(conn).await?
+        && Some(ContentId::from_uuid(row.try_get("", "id")?)) != except
+    {
+        return Err(CampaignsError::Conflict(format!("a content is already named \"{name}\"")));
     }
     Ok(())
 }

@@ -143,10 +143,10 @@ impl Campaigns {
         lease.execute(&txn).await?;
         let mut targets: HashMap<ChannelId, (Delivery, Option<String>)> = HashMap::new();
         for send in &claimed {
-            if !targets.contains_key(&send.channel) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(send.channel) {
                 let channel = channels::load(&txn, workspace, send.channel).await?;
                 let secret = channels::signing_secret(&txn, workspace, send.channel).await?;
-                targets.insert(send.channel, (channel.delivery, secret));
+                slot.insert((channel.delivery, secret));
             }
         }
         txn.commit().await?;

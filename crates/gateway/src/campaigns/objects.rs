@@ -312,7 +312,7 @@ impl SendSettings {
             let channel = match cap.channel {
                 Some(name) => Some(
                     campaigns::channel::ChannelKind::parse(&name)
-                        .map_err(|e| crate::error::IntoGraphqlError::into_graphql(e))?,
+                        .map_err(crate::error::IntoGraphqlError::into_graphql)?,
                 ),
                 None => None,
             };
