@@ -51,14 +51,15 @@ impl Receiver {
                     let header = |name: &str| {
                         request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
                     };
-                    let mut state = state.lock().unwrap();
-                    state.received.push(Received {
-                        idempotency_key: header("idempotency-key"),
-                        signature: header("x-passerelle-signature"),
-                        body: String::from_utf8_lossy(&body).into_owned(),
-                    });
-                    let status = state.script.pop_front().unwrap_or(200);
-                    drop(state);
+                    let status = {
+                        let mut state = state.lock().unwrap();
+                        state.received.push(Received {
+                            idempotency_key: header("idempotency-key"),
+                            signature: header("x-passerelle-signature"),
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        });
+                        state.script.pop_front().unwrap_or(200)
+                    };
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
