@@ -5,19 +5,18 @@
 //! the minors rule, frequency caps across all journeys, quiet hours), and queued in the outbox
 //! in the same transaction that moves the person on, under a key that makes it happen once.
 
-use crate::channel::ChannelKind;
 use crate::channels::{self, Channel};
 use crate::error::Result;
-use crate::graph::{StepKind, Trigger};
+use crate::graph::Trigger;
 use crate::journeys::{JOURNEYS_WORK, PublishedVersion, Reentry};
+use crate::machine::{Block, Effects, Machine, QueuedSend, Run};
 use crate::service::{Campaigns, LoadedVersion};
-use crate::{assignment, settings};
+use crate::settings;
 use chrono::{DateTime, Utc};
-use kernel::{ChannelId, ContentId, JourneyId, ProfileId, SegmentId, WorkspaceId};
+use kernel::{ChannelId, JourneyId, ProfileId, SegmentId, WorkspaceId};
 use platform::sql::{Sql, json};
 use platform::{Backend, TenantScope, work_queue};
-use profiles::consent::ContactDecision;
-use profiles::contact::{ContactSheet, contact_sheets};
+use profiles::contact::contact_sheets;
 use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -26,9 +25,6 @@ use uuid::Uuid;
 
 /// Enrollments taken per transaction.
 const BATCH: i64 = 500;
-/// Steps one enrollment may take in one round: every loop passes through a wait, so a round
-/// always parks; this only bounds a round's work.
-const MAX_STEPS_PER_ROUND: usize = 64;
 /// Segment entries enrolled per journey per transaction.
 const ENTRIES_PER_ROUND: u64 = 1000;
 /// The consent purpose of journey messages.
@@ -48,48 +44,6 @@ impl std::ops::AddAssign for ExecutionRound {
         self.steps += other.steps;
         self.sends += other.sends;
     }
-}
-
-/// One enrollment as the executor moves it.
-struct Run {
-    id: Uuid,
-    journey: JourneyId,
-    version: i32,
-    profile: ProfileId,
-    step: String,
-    sequence: i32,
-    status: &'static str,
-    due_at: Option<DateTime<Utc>>,
-    variant: Option<String>,
-    holdout: bool,
-    /// The event awaited at a wait-for-event step, and since when.
-    waiting_for: Option<String>,
-    waiting_since: Option<DateTime<Utc>>,
-    parked: bool,
-}
-
-/// A send decided in this round, for the outbox and the touchpoints.
-struct QueuedSend {
-    key: String,
-    enrollment: Uuid,
-    journey: JourneyId,
-    step: String,
-    channel: ChannelId,
-    kind: ChannelKind,
-    profile: ProfileId,
-    variant: Option<String>,
-    payload: Value,
-}
-
-/// Why someone did not receive a message, recorded for the journey's report.
-struct Block {
-    journey: JourneyId,
-    enrollment: Uuid,
-    step: String,
-    profile: ProfileId,
-    channel: Option<ChannelId>,
-    reason: &'static str,
-    detail: Option<String>,
 }
 
 impl Campaigns {
@@ -248,6 +202,7 @@ impl Campaigns {
                 waiting_for: row.try_get("", "waiting_for")?,
                 waiting_since: row.try_get("", "waiting_since")?,
                 parked: false,
+                clock: now,
             });
         }
         let mut profiles: Vec<ProfileId> = runs.iter().map(|r| r.profile).collect();
@@ -277,188 +232,22 @@ impl Campaigns {
         }
         let journey_names = journey_names(&txn, tenant, &versions).await?;
 
-        let mut round = ExecutionRound::default();
-        let mut sends: Vec<QueuedSend> = Vec::new();
-        let mut blocks: Vec<Block> = Vec::new();
-        let mut trait_updates: HashMap<ProfileId, Map<String, Value>> = HashMap::new();
-        let mut sent_now = settings::SendCounts::default();
-        for _ in 0..MAX_STEPS_PER_ROUND {
-            // Branches are decided together, one query per condition, after the other steps.
-            let mut branching: HashMap<(JourneyId, i32, String), Vec<usize>> = HashMap::new();
-            let mut moved = false;
-            for (index, run) in runs.iter_mut().enumerate() {
-                if run.parked {
-                    continue;
-                }
-                let loaded = &versions[&(run.journey, run.version)];
-                let Some(step) = loaded.published.graph.step(&run.step) else {
-                    // Validation makes this impossible; end the passage rather than loop.
-                    run.status = "completed";
-                    run.parked = true;
-                    continue;
-                };
-                let sheet = sheets.get(&run.profile);
-                if sheet.is_none() {
-                    // Erased or never existed: nothing more to do for them.
-                    run.status = "exited";
-                    run.parked = true;
-                    continue;
-                }
-                round.steps += 1;
-                run.sequence += 1;
-                moved = true;
-                match &step.kind {
-                    StepKind::Wait { seconds, next } => {
-                        run.step = next.clone();
-                        run.due_at = Some(now + chrono::Duration::seconds(*seconds as i64));
-                        run.parked = true;
-                    }
-                    StepKind::WaitUntil { time, next } => {
-                        let timezone = policy.timezone_of(sheet.map(|s| &s.traits));
-                        run.step = next.clone();
-                        run.due_at = Some(settings::next_time_of_day(time, timezone, now));
-                        run.parked = true;
-                    }
-                    StepKind::Branch { .. } => {
-                        run.sequence -= 1;
-                        round.steps -= 1;
-                        branching
-                            .entry((run.journey, run.version, run.step.clone()))
-                            .or_default()
-                            .push(index);
-                    }
-                    StepKind::Split { variants } => {
-                        let weights: Vec<u32> = variants.iter().map(|v| v.weight).collect();
-                        let seed = format!("{}:{}", run.journey, step.id);
-                        let chosen = assignment::choose(&seed, run.profile.as_uuid(), &weights).unwrap_or(0);
-                        if let Some(variant) = variants.get(chosen) {
-                            run.variant = Some(variant.name.clone());
-                            run.step = variant.next.clone();
-                        }
-                    }
-                    StepKind::Holdout { percent, next } => {
-                        let seed = format!("{}:{}", run.journey, step.id);
-                        if assignment::in_holdout(&seed, run.profile.as_uuid(), *percent) {
-                            run.holdout = true;
-                            run.status = "exited";
-                            run.parked = true;
-                            blocks.push(Block {
-                                journey: run.journey,
-                                enrollment: run.id,
-                                step: step.id.clone(),
-                                profile: run.profile,
-                                channel: None,
-                                reason: "holdout",
-                                detail: None,
-                            });
-                        } else {
-                            run.step = next.clone();
-                        }
-                    }
-                    StepKind::Send { channel, content, next } => {
-                        let channel = &channels_by_id[&ChannelId::from_uuid(*channel)];
-                        let Some(sheet) = sheet else { continue };
-                        let decision = decide_send(&policy, &sent_now, sheet, channel, now);
-                        match decision {
-                            SendDecision::Defer(until) => {
-                                run.due_at = Some(until);
-                                run.parked = true;
-                                blocks.push(block(
-                                    run,
-                                    &step.id,
-                                    channel,
-                                    "quiet_hours",
-                                    Some(until.to_rfc3339()),
-                                ));
-                                continue;
-                            }
-                            SendDecision::Block(reason) => {
-                                blocks.push(block(run, &step.id, channel, reason, None));
-                            }
-                            SendDecision::Send => {
-                                let context = render_context(sheet, &journey_names, run, &step.id);
-                                let content = ContentId::from_uuid(*content);
-                                match loaded.render(content, channel.kind, &context) {
-                                    Ok(rendered) => {
-                                        sent_now.add(run.profile, channel.kind, now);
-                                        sends.push(QueuedSend {
-                                            key: format!("{}:{}", run.id, run.sequence),
-                                            enrollment: run.id,
-                                            journey: run.journey,
-                                            step: step.id.clone(),
-                                            channel: channel.id,
-                                            kind: channel.kind,
-                                            profile: run.profile,
-                                            variant: run.variant.clone(),
-                                            payload: payload(sheet, channel, rendered),
-                                        });
-                                    }
-                                    Err(error) => {
-                                        let detail = Some(error.to_string());
-                                        blocks.push(block(run, &step.id, channel, "render_failed", detail));
-                                    }
-                                }
-                            }
-                        }
-                        run.step = next.clone();
-                    }
-                    StepKind::UpdateTrait { name, value, next } => {
-                        trait_updates.entry(run.profile).or_default().insert(name.clone(), value.clone());
-                        run.step = next.clone();
-                    }
-                    StepKind::Goal { next, .. } => match next {
-                        Some(next) => run.step = next.clone(),
-                        None => {
-                            run.status = "completed";
-                            run.parked = true;
-                        }
-                    },
-                    StepKind::WaitForEvent { event, timeout_seconds, timeout_next, .. } => {
-                        if run.waiting_for.is_none() {
-                            // Start waiting; the event moves them on (see `events`), else
-                            // the timeout brings them back here.
-                            run.waiting_for = Some(event.clone());
-                            run.waiting_since = Some(now);
-                            run.due_at = Some(now + chrono::Duration::seconds(*timeout_seconds as i64));
-                            run.parked = true;
-                        } else {
-                            run.waiting_for = None;
-                            run.waiting_since = None;
-                            run.step = timeout_next.clone();
-                        }
-                    }
-                    StepKind::Exit => {
-                        run.status = "completed";
-                        run.parked = true;
-                    }
-                }
-            }
-            for ((journey, version, step_id), indexes) in branching {
-                let loaded = &versions[&(journey, version)];
-                let Some(StepKind::Branch { then, otherwise, .. }) =
-                    loaded.published.graph.step(&step_id).map(|s| &s.kind)
-                else {
-                    continue;
-                };
-                let condition = loaded.condition(&step_id)?;
-                let people: Vec<ProfileId> = indexes.iter().map(|&i| runs[i].profile).collect();
-                let matching = segments::journeys::matching(&txn, scope, condition, &people, now).await?;
-                for i in indexes {
-                    let run = &mut runs[i];
-                    run.step = if matching.contains(&run.profile) { then.clone() } else { otherwise.clone() };
-                    run.sequence += 1;
-                    round.steps += 1;
-                    moved = true;
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
+        let machine = Machine {
+            versions: &versions,
+            sheets: &sheets,
+            policy: &policy,
+            channels: &channels_by_id,
+            journey_names: &journey_names,
+            evaluated_at: now,
+        };
+        let mut effects = Effects::default();
+        machine.run(&txn, scope, &mut runs, &mut effects).await?;
         // Anyone still moving after the step bound goes on next round.
         for run in runs.iter_mut().filter(|r| !r.parked) {
             run.due_at = Some(now);
         }
+        let round = ExecutionRound { enrolled: 0, steps: effects.steps, sends: effects.sends.len() };
+        let (sends, blocks, trait_updates) = (effects.sends, effects.blocks, effects.trait_updates);
 
         let updates: Vec<(ProfileId, Map<String, Value>)> = trait_updates.into_iter().collect();
         // Trait changes go through the profiles' graph lock, in their own transaction. On
@@ -469,7 +258,6 @@ impl Campaigns {
         if before_commit && !updates.is_empty() {
             self.profiles().set_traits(scope, &updates, profiles::traits::source::JOURNEY).await?;
         }
-        round.sends = sends.len();
         write_sends(&txn, tenant, &sends, now).await?;
         write_blocks(&txn, tenant, &blocks, now).await?;
         write_runs(&txn, tenant, &runs, now).await?;
@@ -508,77 +296,6 @@ impl Campaigns {
         self.cache_version(key, loaded.clone());
         Ok(loaded)
     }
-}
-
-enum SendDecision {
-    Send,
-    Block(&'static str),
-    Defer(DateTime<Utc>),
-}
-
-/// Every check a send must pass at the moment it is made, in the order a marketer reads them.
-fn decide_send(
-    policy: &settings::SendPolicy,
-    sent_now: &settings::SendCounts,
-    sheet: &ContactSheet,
-    channel: &Channel,
-    now: DateTime<Utc>,
-) -> SendDecision {
-    match sheet.decision(PURPOSE, channel.kind.as_str(), now) {
-        ContactDecision::Allowed => {}
-        ContactDecision::Minor => return SendDecision::Block("minor"),
-        ContactDecision::NoConsent => return SendDecision::Block("no_consent"),
-        ContactDecision::ConsentWithdrawn => return SendDecision::Block("consent_withdrawn"),
-    }
-    let reachable = match channel.kind {
-        ChannelKind::Email => !sheet.emails.is_empty(),
-        ChannelKind::Sms => !sheet.phones.is_empty(),
-        _ => true,
-    };
-    if !reachable {
-        return SendDecision::Block("no_address");
-    }
-    if policy.capped(sheet.id, channel.kind, sent_now, now) {
-        return SendDecision::Block("frequency_cap");
-    }
-    if let Some(until) = policy.quiet_until(&sheet.traits, now) {
-        return SendDecision::Defer(until);
-    }
-    SendDecision::Send
-}
-
-fn block(run: &Run, step: &str, channel: &Channel, reason: &'static str, detail: Option<String>) -> Block {
-    Block {
-        journey: run.journey,
-        enrollment: run.id,
-        step: step.to_owned(),
-        profile: run.profile,
-        channel: Some(channel.id),
-        reason,
-        detail,
-    }
-}
-
-fn render_context(sheet: &ContactSheet, names: &HashMap<JourneyId, String>, run: &Run, step: &str) -> Value {
-    let mut profile = sheet.traits.clone();
-    profile.insert("id".into(), Value::String(sheet.id.to_string()));
-    serde_json::json!({
-        "profile": profile,
-        "journey": {"name": names.get(&run.journey).cloned().unwrap_or_default(), "step": step},
-    })
-}
-
-/// What an adapter receives: who, where, and the rendered content.
-fn payload(sheet: &ContactSheet, channel: &Channel, rendered: crate::content::Rendered) -> Value {
-    serde_json::json!({
-        "channel": channel.kind.as_str(),
-        "profile": {
-            "id": sheet.id.to_string(),
-            "email": sheet.emails.first(),
-            "phone": sheet.phones.first(),
-        },
-        "content": rendered.fields,
-    })
 }
 
 async fn journey_names<C: ConnectionTrait>(

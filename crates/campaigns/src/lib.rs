@@ -17,6 +17,7 @@ pub mod executor;
 pub mod feedback;
 pub mod graph;
 pub mod journeys;
+mod machine;
 pub mod reports;
 mod service;
 pub mod settings;
