@@ -922,6 +922,95 @@ async fn events_start_journeys_end_waits_and_reach_goals(backend: Backend) {
     assert_eq!(again.enrolled, 0);
 }
 
+async fn a_simulation_runs_the_draft_on_real_people_and_writes_nothing(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Mail", email_template()).await;
+    set_settings(
+        &setup,
+        json!({"timezone": "UTC", "frequencyCaps": [
+        {"channel": "email", "windowSeconds": 86400, "maxSends": 1}]}),
+    )
+    .await;
+    let journey = setup
+        .journey(
+            "Simulated",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "control", "type": "holdout", "percent": 20, "next": "vip"},
+            {"id": "vip", "type": "branch", "condition": "trait vip = true", "then": "first", "else": "end"},
+            {"id": "first", "type": "send", "channel": channel, "content": content, "next": "pause"},
+            {"id": "pause", "type": "wait", "seconds": 3600, "next": "again"},
+            {"id": "again", "type": "send", "channel": channel, "content": content, "next": "later"},
+            {"id": "later", "type": "wait", "seconds": 864000, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    // 30 people in the segment: the even ones VIPs, the first 20 with consent.
+    let batch: Vec<Value> = (0..30)
+        .map(|i| json!({"type": "identify", "userId": format!("s{i}"),
+                        "traits": {"plan": "pro", "vip": i % 2 == 0, "first_name": "S", "email": format!("s{i}@example.com")}}))
+        .collect();
+    let (status, _) = setup.app.track("batch", Some(&setup.key), &json!({"batch": batch})).await;
+    assert_eq!(status, 200);
+    setup.app.process_events_and_segments().await;
+    let mut consented = BTreeSet::new();
+    for i in 0..20 {
+        let profile = setup.profile_of(&format!("s{i}")).await;
+        setup.consent(&profile, "email", true).await;
+        consented.insert(profile);
+    }
+    // The draft, never published.
+    let answer = setup
+        .gql("query($w: ID!, $id: ID!) { journeySimulation(workspaceId: $w, id: $id, sample: 100, horizonDays: 7) {
+                people steps { key count } branches { step then else } holdout sends { key count }
+                blocks { reason count examples } completed exited waiting { key count } } }",
+             json!({"w": setup.workspace, "id": journey}))
+        .await;
+    assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+    let sim = answer.data("journeySimulation").clone();
+    assert_eq!(sim["people"], json!(30));
+    let holdout = sim["holdout"].as_i64().unwrap();
+    let branch = &sim["branches"][0];
+    assert_eq!(branch["step"], json!("vip"));
+    let (vips, others) = (branch["then"].as_i64().unwrap(), branch["else"].as_i64().unwrap());
+    assert_eq!(vips + others + holdout, 30);
+    let reasons: BTreeMap<String, i64> = sim["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["reason"].as_str().unwrap().to_owned(), b["count"].as_i64().unwrap()))
+        .collect();
+    let first_sends = sim["sends"][0]["count"].as_i64().unwrap();
+    // Each VIP with consent gets the first mail; the second, an hour later, is capped (1 a day).
+    assert_eq!(reasons.get("frequency_cap").copied().unwrap_or(0), first_sends);
+    let no_consent = reasons.get("no_consent").copied().unwrap_or(0);
+    // VIPs without consent are blocked at both mails.
+    assert_eq!(no_consent % 2, 0);
+    assert_eq!(first_sends + no_consent / 2, vips);
+    assert_eq!(reasons.get("holdout").copied().unwrap_or(0), holdout);
+    // The ten-day wait outlasts the week: VIPs are still waiting at its end.
+    let waiting: i64 = sim["waiting"].as_array().unwrap().iter().map(|w| w["count"].as_i64().unwrap()).sum();
+    assert_eq!(waiting, vips);
+    assert_eq!(sim["completed"].as_i64().unwrap(), others);
+    assert_eq!(sim["exited"].as_i64().unwrap(), holdout);
+    for example in
+        sim["blocks"].as_array().unwrap().iter().flat_map(|b| b["examples"].as_array().unwrap().clone())
+    {
+        assert!(example.as_str().is_some());
+    }
+    // Nothing was sent or written.
+    assert!(receiver.received().is_empty());
+    let report = setup.report(&journey).await;
+    assert_eq!(report["byStatus"], json!([]));
+    assert_eq!(report["sends"], json!([]));
+    assert_eq!(report["blocks"], json!([]));
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -934,4 +1023,5 @@ on_both_backends!(
     email_goes_through_an_smtp_relay,
     provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends,
     events_start_journeys_end_waits_and_reach_goals,
+    a_simulation_runs_the_draft_on_real_people_and_writes_nothing,
 );

@@ -417,7 +417,7 @@ impl Campaigns {
     }
 
     /// The publishable form of `draft`, or every problem with it.
-    async fn check_publishable<C: ConnectionTrait>(
+    pub(crate) async fn check_publishable<C: ConnectionTrait>(
         &self,
         conn: &C,
         scope: &TenantScope,

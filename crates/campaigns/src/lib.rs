@@ -21,6 +21,7 @@ mod machine;
 pub mod reports;
 mod service;
 pub mod settings;
+pub mod simulation;
 mod smtp;
 
 pub use error::{CampaignsError, Problem, Result};

@@ -167,3 +167,25 @@ pub async fn traits_in_use<C: ConnectionTrait>(
     }
     Ok(found)
 }
+
+/// Up to `limit` current members of `segment`, in profile id order (a simulation's sample).
+pub async fn members_sample<C: ConnectionTrait>(
+    conn: &C,
+    scope: &TenantScope,
+    segment: SegmentId,
+    limit: u64,
+) -> Result<Vec<ProfileId>> {
+    let mut select = Sql::new("SELECT profile_id FROM segment_members WHERE tenant_id = ");
+    select
+        .bind(scope.tenant_id().as_uuid())
+        .push(" AND segment_id = ")
+        .bind(segment.as_uuid())
+        .push(" ORDER BY profile_id LIMIT ")
+        .bind(limit.min(i64::MAX as u64) as i64);
+    select
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|row| Ok(ProfileId::from_uuid(row.try_get("", "profile_id")?)))
+        .collect()
+}

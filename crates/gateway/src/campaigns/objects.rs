@@ -325,3 +325,73 @@ impl SendSettings {
         Ok(campaigns::settings::SendSettings { timezone: self.timezone, quiet_hours, caps })
     }
 }
+
+#[derive(SimpleObject)]
+pub struct BranchCount {
+    pub step: String,
+    pub then: i64,
+    #[graphql(name = "else")]
+    pub otherwise: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct SimulatedBlock {
+    /// Why the message would not be sent (`quiet_hours`: deferred, then sent).
+    pub reason: String,
+    pub count: i64,
+    /// A few of the people concerned.
+    pub examples: Vec<ID>,
+}
+
+/// What a journey's draft would do to a sample of people, without sending or writing anything.
+#[derive(SimpleObject)]
+pub struct JourneySimulation {
+    pub people: i64,
+    /// Times each step would be taken, in the graph's order.
+    pub steps: Vec<Count>,
+    pub branches: Vec<BranchCount>,
+    pub variants: Vec<Count>,
+    pub holdout: i64,
+    /// Sends by channel kind.
+    pub sends: Vec<Count>,
+    pub blocks: Vec<SimulatedBlock>,
+    pub completed: i64,
+    pub exited: i64,
+    /// Still waiting at the end of the horizon, by the step they would take next.
+    pub waiting: Vec<Count>,
+}
+
+impl From<campaigns::simulation::Simulation> for JourneySimulation {
+    fn from(s: campaigns::simulation::Simulation) -> Self {
+        let counted =
+            |pairs: Vec<(String, usize)>| counts(pairs.into_iter().map(|(k, n)| (k, n as i64)).collect());
+        Self {
+            people: s.people as i64,
+            steps: counted(s.steps),
+            branches: s
+                .branches
+                .into_iter()
+                .map(|(step, then, otherwise)| BranchCount {
+                    step,
+                    then: then as i64,
+                    otherwise: otherwise as i64,
+                })
+                .collect(),
+            variants: counted(s.variants),
+            holdout: s.holdout as i64,
+            sends: counted(s.sends),
+            blocks: s
+                .blocks
+                .into_iter()
+                .map(|b| SimulatedBlock {
+                    reason: b.reason,
+                    count: b.count as i64,
+                    examples: b.examples.iter().map(|p| ID(p.to_string())).collect(),
+                })
+                .collect(),
+            completed: s.completed as i64,
+            exited: s.exited as i64,
+            waiting: counted(s.waiting),
+        }
+    }
+}

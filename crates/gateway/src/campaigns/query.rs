@@ -1,6 +1,6 @@
 use super::objects::{
-    Channel, Content, ContentBlock, DeadLetter, Journey, JourneyReport, JourneyVersion, Problem,
-    RenderedContent, SendBlock, SendSettings,
+    Channel, Content, ContentBlock, DeadLetter, Journey, JourneyReport, JourneySimulation, JourneyVersion,
+    Problem, RenderedContent, SendBlock, SendSettings,
 };
 use crate::{
     connection::{into_connection, page_request},
@@ -139,6 +139,26 @@ impl CampaignsQuery {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
         let id = parse_id(&id)?;
         ctx.campaigns().journey_report(ctx.actor()?, workspace, id).await.gql().map(JourneyReport::from)
+    }
+
+    /// Runs the journey's draft against up to `sample` people it would start with, over
+    /// `horizonDays` of simulated time, sending and writing nothing: how many take each step
+    /// and branch, who would be held out, sent to, capped, blocked or deferred, and why.
+    async fn journey_simulation(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        id: ID,
+        #[graphql(default = 100)] sample: i32,
+        #[graphql(default = 30)] horizon_days: i32,
+    ) -> async_graphql::Result<JourneySimulation> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let id = parse_id(&id)?;
+        let sample = u32::try_from(sample).unwrap_or(0);
+        let horizon = u32::try_from(horizon_days).unwrap_or(0);
+        let simulation =
+            ctx.campaigns().simulate_journey(ctx.actor()?, workspace, id, sample, horizon).await.gql()?;
+        Ok(JourneySimulation::from(simulation))
     }
 
     /// Why people did not receive messages, newest first; for a journey and/or a profile.
