@@ -54,6 +54,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "campaign_settings",
     "frequency_caps",
     "journey_event_cursors",
+    "offers",
 ];
 
 pub struct Migrator;

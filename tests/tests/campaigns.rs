@@ -1011,6 +1011,76 @@ async fn a_simulation_runs_the_draft_on_real_people_and_writes_nothing(backend: 
     assert_eq!(report["blocks"], json!([]));
 }
 
+async fn a_decision_channel_shows_the_offer_a_journey_chose(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let site = setup
+        .gql(
+            "mutation($w: ID!) { createChannel(input: {workspaceId: $w, name: \"Website\", kind: \"web\",
+                delivery: {adapter: \"decision\"}}) { channel { id mode } signingSecret } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    assert_eq!(site.data("createChannel.channel.mode"), &json!("decision"));
+    let channel = site.str("createChannel.channel.id");
+    let banner = setup
+        .content(
+            "Banner",
+            json!({"variants": [{"kind": "web", "html": "<b>Welcome back, {{ profile.first_name }}</b>"}]}),
+        )
+        .await;
+    let journey = setup
+        .journey(
+            "Homepage",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "offer", "type": "send", "channel": channel, "content": banner, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    let published = setup.publish(&journey).await;
+    assert_eq!(published.data("publishJourney.status"), &json!("ACTIVE"), "{:?}", published.body);
+    setup.people("d", 2).await;
+    let (d0, d1) = (setup.profile_of("d0").await, setup.profile_of("d1").await);
+    setup.consent(&d0, "web", true).await;
+    setup.app.run_journeys().await;
+    let decide = |profile: String| {
+        let setup = &setup;
+        let channel = channel.clone();
+        async move {
+            setup
+                .gql("mutation($w: ID!, $c: ID!, $p: ID!) { decide(workspaceId: $w, channelId: $c, profileId: $p, device: \"desktop\") {
+                        journeyId step content } }",
+                     json!({"w": setup.workspace, "c": channel, "p": profile}))
+                .await
+        }
+    };
+    let shown = decide(d0.clone()).await;
+    assert_eq!(
+        shown.data("decide.content"),
+        &json!({"html": "<b>Welcome back, Ada0</b>"}),
+        "{:?}",
+        shown.body
+    );
+    assert_eq!(shown.data("decide.journeyId"), &json!(journey));
+    // No consent for the website: the default is shown, and why is recorded.
+    assert_eq!(decide(d1.clone()).await.data("decide"), &Value::Null);
+    assert_eq!(setup.blocks(&journey).await[&d1], vec!["no_consent".to_owned()]);
+    // Consent withdrawn later: checked again when the site asks.
+    setup.consent(&d0, "web", false).await;
+    assert_eq!(decide(d0.clone()).await.data("decide"), &Value::Null);
+    // Not a decision channel: a clear error.
+    let receiver = Receiver::start().await;
+    let (hooks, _) = setup.webhook_channel("Hooks", "email", &receiver).await;
+    let wrong = setup
+        .gql("mutation($w: ID!, $c: ID!, $p: ID!) { decide(workspaceId: $w, channelId: $c, profileId: $p) { step } }",
+             json!({"w": setup.workspace, "c": hooks, "p": d0}))
+        .await;
+    wrong.expect_code("BAD_USER_INPUT");
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -1024,4 +1094,5 @@ on_both_backends!(
     provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends,
     events_start_journeys_end_waits_and_reach_goals,
     a_simulation_runs_the_draft_on_real_people_and_writes_nothing,
+    a_decision_channel_shows_the_offer_a_journey_chose,
 );

@@ -247,7 +247,8 @@ impl Campaigns {
             run.due_at = Some(now);
         }
         let round = ExecutionRound { enrolled: 0, steps: effects.steps, sends: effects.sends.len() };
-        let (sends, blocks, trait_updates) = (effects.sends, effects.blocks, effects.trait_updates);
+        let (sends, offers, blocks, trait_updates) =
+            (effects.sends, effects.offers, effects.blocks, effects.trait_updates);
 
         let updates: Vec<(ProfileId, Map<String, Value>)> = trait_updates.into_iter().collect();
         // Trait changes go through the profiles' graph lock, in their own transaction. On
@@ -260,6 +261,7 @@ impl Campaigns {
         }
         write_sends(&txn, tenant, &sends, now).await?;
         write_blocks(&txn, tenant, &blocks, now).await?;
+        crate::decisions::write_offers(&txn, tenant, &offers, now).await?;
         write_runs(&txn, tenant, &runs, now).await?;
         txn.commit().await?;
         if !before_commit && !updates.is_empty() {

@@ -489,12 +489,12 @@ impl Campaigns {
                         }
                         Err(error) => return Err(error),
                     };
-                    if channel.delivery.mode() != crate::channel::DeliveryMode::Message {
+                    if channel.delivery.mode() == crate::channel::DeliveryMode::Audience {
                         problems.push(problem(
                             "unsupported_channel",
                             Some(&step.id),
                             format!(
-                                "Step \"{}\" sends on \"{}\", which delivers by {}; journeys send messages only for now.",
+                                "Step \"{}\" sends on \"{}\", which delivers by {}; journeys send messages and offers only for now.",
                                 step.id,
                                 channel.name,
                                 channel.delivery.mode().as_str()

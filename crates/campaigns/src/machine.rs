@@ -3,7 +3,7 @@
 //! enrollments and writes what it decided; a simulation runs it on a sample with simulated
 //! clocks and writes nothing. One machine, so a simulation tells what the executor would do.
 
-use crate::channel::ChannelKind;
+use crate::channel::{ChannelKind, DeliveryMode};
 use crate::channels::Channel;
 use crate::error::Result;
 use crate::executor::PURPOSE;
@@ -69,11 +69,23 @@ pub(crate) struct Block {
     pub(crate) detail: Option<String>,
 }
 
+/// The offer a journey chose for a person on a decision channel (what a website, kiosk or
+/// call centre shows them next time it asks).
+pub(crate) struct Offer {
+    pub(crate) channel: ChannelId,
+    pub(crate) profile: ProfileId,
+    pub(crate) journey: JourneyId,
+    pub(crate) step: String,
+    pub(crate) variant: Option<String>,
+    pub(crate) content: Value,
+}
+
 /// What a run decided.
 #[derive(Default)]
 pub(crate) struct Effects {
     pub(crate) steps: usize,
     pub(crate) sends: Vec<QueuedSend>,
+    pub(crate) offers: Vec<Offer>,
     pub(crate) blocks: Vec<Block>,
     pub(crate) trait_updates: HashMap<ProfileId, Map<String, Value>>,
     pub(crate) sent_now: settings::SendCounts,
@@ -202,6 +214,17 @@ impl Machine<'_> {
                                 let context = render_context(sheet, self.journey_names, run, &step.id);
                                 let content = ContentId::from_uuid(*content);
                                 match loaded.render(content, channel.kind, &context) {
+                                    Ok(rendered) if channel.delivery.mode() == DeliveryMode::Decision => {
+                                        effects.offers.push(Offer {
+                                            channel: channel.id,
+                                            profile: run.profile,
+                                            journey: run.journey,
+                                            step: step.id.clone(),
+                                            variant: run.variant.clone(),
+                                            content: serde_json::to_value(&rendered.fields)
+                                                .unwrap_or_default(),
+                                        });
+                                    }
                                     Ok(rendered) => {
                                         effects.sent_now.add(run.profile, channel.kind, run.clock);
                                         effects.sends.push(QueuedSend {
@@ -327,6 +350,11 @@ fn decide_send(
     };
     if !reachable {
         return SendDecision::Block("no_address");
+    }
+    // An inbound channel shows the offer when the person is there and asks: no contact is
+    // made, so caps and quiet hours do not apply.
+    if channel.delivery.mode() == DeliveryMode::Decision {
+        return SendDecision::Send;
     }
     if policy.capped(sheet.id, channel.kind, sent_now, now) {
         return SendDecision::Block("frequency_cap");

@@ -1,4 +1,4 @@
-use super::objects::{Content, CreatedChannel, Journey, JourneyStatus, SendFeedback, SendSettings};
+use super::objects::{Content, CreatedChannel, Decision, Journey, JourneyStatus, SendFeedback, SendSettings};
 use crate::{
     context::{ContextExt, parse_id},
     error::GqlResult,
@@ -176,6 +176,28 @@ impl CampaignsMutation {
             .await
             .gql()?;
         Ok(ID(profile.to_string()))
+    }
+
+    /// What a decision channel (website, kiosk, POS, call centre) should show this person now:
+    /// the offer their journey last chose for it, or null for the default. Consent is checked
+    /// at this moment; what is shown is recorded as an impression.
+    async fn decide(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        channel_id: ID,
+        profile_id: ID,
+        device: Option<String>,
+    ) -> async_graphql::Result<Option<Decision>> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let channel = parse_id(&channel_id)?;
+        let profile = parse_id(&profile_id)?;
+        let decision = ctx
+            .campaigns()
+            .decide(ctx.actor()?, workspace, channel, profile, device.as_deref())
+            .await
+            .gql()?;
+        Ok(decision.map(Decision))
     }
 
     /// Replaces the workspace's timezone, quiet hours and frequency caps.

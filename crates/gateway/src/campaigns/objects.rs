@@ -395,3 +395,29 @@ impl From<campaigns::simulation::Simulation> for JourneySimulation {
         }
     }
 }
+
+/// What a decision channel shows a person now.
+pub struct Decision(pub campaigns::decisions::Decision);
+
+#[Object]
+impl Decision {
+    async fn profile_id(&self) -> ID {
+        ID(self.0.profile_id.to_string())
+    }
+    async fn journey_id(&self) -> ID {
+        ID(self.0.journey_id.to_string())
+    }
+    async fn step(&self) -> &str {
+        &self.0.step
+    }
+    async fn variant(&self) -> Option<&str> {
+        self.0.variant.as_deref()
+    }
+    /// The rendered variant: field → text (`html` for web, `script` for call centres).
+    async fn content(&self) -> Json<std::collections::BTreeMap<String, String>> {
+        Json(self.0.content.clone())
+    }
+    async fn decided_at(&self) -> DateTime<Utc> {
+        self.0.decided_at
+    }
+}

@@ -1,0 +1,151 @@
+//! Decision channels: a website, kiosk, ATM, POS or call centre asks what to show a person now
+//! and gets the offer their journey last chose for that channel (a `send` step on a decision
+//! channel sets it, consent checked as for any send). Each answer that shows something is an
+//! impression touchpoint.
+
+use crate::channel::DeliveryMode;
+use crate::channels;
+use crate::error::{CampaignsError, Result};
+use crate::executor::PURPOSE;
+use crate::machine::Offer;
+use crate::service::Campaigns;
+use chrono::{DateTime, Utc};
+use kernel::{ChannelId, JourneyId, ProfileId, WorkspaceId};
+use platform::sql::{Sql, json};
+use profiles::consent::ContactDecision;
+use sea_orm::ConnectionTrait;
+use std::collections::BTreeMap;
+use tenancy::{Actor, Permission};
+use uuid::Uuid;
+
+/// What to show a person on a decision channel.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub profile_id: ProfileId,
+    pub journey_id: JourneyId,
+    pub step: String,
+    pub variant: Option<String>,
+    /// The rendered `web` (or `call_center`) variant: field → text.
+    pub content: BTreeMap<String, String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Campaigns {
+    /// The offer for `profile` on `channel` now, or `None` (show the default). Consent is
+    /// checked again at this moment; a shown offer is recorded as an impression.
+    #[tracing::instrument(skip_all, fields(workspace = %workspace, channel = %channel))]
+    pub async fn decide(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        channel: ChannelId,
+        profile: ProfileId,
+        device: Option<&str>,
+    ) -> Result<Option<Decision>> {
+        let scope = self.authorize(actor, workspace, Permission::Write).await?;
+        if device.is_some_and(|d| d.len() > 64 || d.chars().any(char::is_control)) {
+            return Err(CampaignsError::invalid("the device is longer than 64 characters"));
+        }
+        let tenant = workspace.as_uuid();
+        let now = self.now();
+        let txn = scope.begin_write(self.db()).await?;
+        let configured = channels::load(&txn, workspace, channel).await?;
+        if configured.delivery.mode() != DeliveryMode::Decision {
+            return Err(CampaignsError::invalid(format!(
+                "\"{}\" is not a decision channel",
+                configured.name
+            )));
+        }
+        let sheets = profiles::contact::contact_sheets(&txn, &scope, &[profile]).await?;
+        let Some(sheet) = sheets.get(&profile) else { return Err(CampaignsError::NotFound) };
+        let mut select =
+            Sql::new("SELECT journey_id, step, variant, content, decided_at FROM offers WHERE tenant_id = ");
+        select
+            .bind(tenant)
+            .push(" AND channel_id = ")
+            .bind(channel.as_uuid())
+            .push(" AND profile_id = ")
+            .bind(sheet.id.as_uuid());
+        let Some(row) = select.fetch_one(&txn).await? else {
+            txn.commit().await?;
+            return Ok(None);
+        };
+        if sheet.decision(PURPOSE, configured.kind.as_str(), now) != ContactDecision::Allowed {
+            txn.commit().await?;
+            return Ok(None);
+        }
+        let decision = Decision {
+            profile_id: sheet.id,
+            journey_id: JourneyId::from_uuid(row.try_get("", "journey_id")?),
+            step: row.try_get("", "step")?,
+            variant: row.try_get("", "variant")?,
+            content: serde_json::from_value(row.try_get("", "content")?)?,
+            decided_at: row.try_get("", "decided_at")?,
+        };
+        let mut impression = Sql::new(
+            "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
+             variant, device, at) VALUES (",
+        );
+        impression
+            .bind(tenant)
+            .push(", ")
+            .bind(Uuid::now_v7())
+            .push(", ")
+            .bind(sheet.id.as_uuid())
+            .push(", 'impression', ")
+            .bind(configured.kind.as_str())
+            .push(", ")
+            .bind(channel.as_uuid())
+            .push(", ")
+            .bind(decision.journey_id.as_uuid())
+            .push(", ")
+            .bind(decision.step.clone())
+            .push(", ")
+            .bind(decision.variant.clone())
+            .push(", ")
+            .bind(device.map(str::to_owned))
+            .push(", ")
+            .bind(now)
+            .push(")");
+        impression.execute(&txn).await?;
+        txn.commit().await?;
+        Ok(Some(decision))
+    }
+}
+
+/// Sets each person's current offer per decision channel (the latest journey step wins).
+pub(crate) async fn write_offers<C: ConnectionTrait>(
+    conn: &C,
+    tenant: Uuid,
+    offers: &[Offer],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for offer in offers {
+        let mut upsert = Sql::new(
+            "INSERT INTO offers (tenant_id, channel_id, profile_id, journey_id, step, variant, content, decided_at) VALUES (",
+        );
+        upsert
+            .bind(tenant)
+            .push(", ")
+            .bind(offer.channel.as_uuid())
+            .push(", ")
+            .bind(offer.profile.as_uuid())
+            .push(", ")
+            .bind(offer.journey.as_uuid())
+            .push(", ")
+            .bind(offer.step.clone())
+            .push(", ")
+            .bind(offer.variant.clone())
+            .push(", ")
+            .bind(json(&offer.content))
+            .push(", ")
+            .bind(now)
+            .push(
+                ") ON CONFLICT (tenant_id, channel_id, profile_id) DO UPDATE SET journey_id = excluded.journey_id, \
+                 step = excluded.step, variant = excluded.variant, content = excluded.content, \
+                 decided_at = excluded.decided_at",
+            );
+        upsert.execute(conn).await?;
+    }
+    Ok(())
+}
