@@ -1081,6 +1081,53 @@ async fn a_decision_channel_shows_the_offer_a_journey_chose(backend: Backend) {
     wrong.expect_code("BAD_USER_INPUT");
 }
 
+async fn an_audience_channel_gets_the_segment_as_a_file_of_the_contactable(backend: Backend) {
+    let setup = setup(backend).await;
+    let social = setup
+        .gql("mutation($w: ID!) { createChannel(input: {workspaceId: $w, name: \"Meta\", kind: \"social\",
+                delivery: {adapter: \"audience_file\", directory: \"meta/weekly\"}}) { channel { id mode } } }",
+             json!({"w": setup.workspace}))
+        .await;
+    assert_eq!(social.data("createChannel.channel.mode"), &json!("audience"));
+    let channel = social.str("createChannel.channel.id");
+    let escape = setup
+        .gql(
+            "mutation($w: ID!) { createChannel(input: {workspaceId: $w, name: \"Escape\", kind: \"social\",
+                delivery: {adapter: \"audience_file\", directory: \"../../etc\"}}) { channel { id } } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    escape.expect_code("BAD_USER_INPUT");
+    setup.people("a", 3).await;
+    setup.app.process_events_and_segments().await;
+    // a0 agreed to marketing on social; a1 on every channel; a2 never did.
+    let (a0, a1) = (setup.profile_of("a0").await, setup.profile_of("a1").await);
+    setup.consent(&a0, "social", true).await;
+    setup.consent(&a1, "*", true).await;
+    let synced = setup
+        .gql("mutation($w: ID!, $c: ID!, $s: ID!) { syncAudience(workspaceId: $w, channelId: $c, segmentId: $s) { name rows bytes } }",
+             json!({"w": setup.workspace, "c": channel, "s": setup.segment}))
+        .await;
+    assert!(synced.body.get("errors").is_none(), "{:?}", synced.body);
+    assert_eq!(synced.data("syncAudience.rows"), &json!(2));
+    let name = synced.str("syncAudience.name");
+    let path =
+        setup.app.settings.data_dir.join("audiences").join(&setup.workspace).join("meta/weekly").join(&name);
+    let file = std::fs::read_to_string(&path).unwrap();
+    let mut lines = file.lines();
+    assert_eq!(lines.next(), Some("email_sha256,phone_sha256"));
+    let hashes: BTreeSet<String> = lines.map(|l| l.split(',').next().unwrap().to_owned()).collect();
+    let sha = |email: &str| hex::encode(<Sha256 as sha2::Digest>::digest(email.as_bytes()));
+    assert_eq!(hashes, BTreeSet::from([sha("a0@example.com"), sha("a1@example.com")]));
+    assert_eq!(synced.data("syncAudience.bytes"), &json!(file.len()));
+    // Only complete files are there.
+    let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec![name]);
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -1095,4 +1142,5 @@ on_both_backends!(
     events_start_journeys_end_waits_and_reach_goals,
     a_simulation_runs_the_draft_on_real_people_and_writes_nothing,
     a_decision_channel_shows_the_offer_a_journey_chose,
+    an_audience_channel_gets_the_segment_as_a_file_of_the_contactable,
 );

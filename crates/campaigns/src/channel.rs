@@ -214,8 +214,20 @@ impl Delivery {
                 }
             }
             Delivery::AudienceFile { directory } => {
-                if directory.trim().is_empty() || directory.contains('\0') {
-                    return Err(CampaignsError::invalid("the audience directory must be a path"));
+                // Inside the deployment's audience root only: no absolute paths, no `..`.
+                let safe = !directory.is_empty()
+                    && directory.len() <= 200
+                    && directory.split('/').all(|part| {
+                        !part.is_empty()
+                            && part != "."
+                            && part != ".."
+                            && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                    });
+                if !safe {
+                    return Err(CampaignsError::invalid(
+                        "the audience directory is a relative path of letters, digits, -, _ and . \
+                         (inside the deployment's audience directory)",
+                    ));
                 }
             }
             Delivery::Decision => {}
@@ -256,6 +268,12 @@ mod tests {
         assert!(smtp.validate_for(ChannelKind::Sms).is_err());
         assert!(Delivery::Decision.validate_for(ChannelKind::Pos).is_ok());
         assert!(Delivery::Decision.validate_for(ChannelKind::Email).is_err());
+        let files =
+            |d: &str| Delivery::AudienceFile { directory: d.into() }.validate_for(ChannelKind::Social);
+        assert!(files("meta/weekly").is_ok());
+        for hostile in ["/etc", "../up", "a/../../b", "", "a//b", "with space"] {
+            assert!(files(hostile).is_err(), "{hostile}");
+        }
         for url in ["ftp://example.com", "not a url", "http://"] {
             assert!(Delivery::Webhook { url: url.into() }.validate_for(ChannelKind::Push).is_err(), "{url}");
         }

@@ -56,6 +56,10 @@ impl CampaignsError {
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::InvalidInput(message.into())
     }
+
+    pub(crate) fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
 }
 
 impl From<sea_orm::DbErr> for CampaignsError {

@@ -6,6 +6,7 @@
 //! to whom ([`reports`]).
 
 pub mod assignment;
+pub mod audiences;
 pub mod channel;
 pub mod channels;
 pub mod content;
@@ -26,7 +27,7 @@ pub mod simulation;
 mod smtp;
 
 pub use error::{CampaignsError, Problem, Result};
-pub use service::Campaigns;
+pub use service::{Campaigns, CampaignsConfig};
 
 /// Names of channels, contents and journeys: what staff read in lists.
 pub(crate) fn check_name(name: &str, what: &str) -> Result<String> {

@@ -13,6 +13,15 @@ use std::sync::RwLock;
 use tenancy::{Actor, Permission, Tenancy};
 use uuid::Uuid;
 
+/// What the deployment decides for campaigns.
+#[derive(Debug, Clone)]
+pub struct CampaignsConfig {
+    /// How long a delivery worker holds a send it is delivering.
+    pub delivery_lease: std::time::Duration,
+    /// Where audience channels write their files (each channel's directory is inside it).
+    pub audience_root: std::path::PathBuf,
+}
+
 #[derive(Clone)]
 pub struct Campaigns {
     inner: Arc<Inner>,
@@ -25,6 +34,9 @@ struct Inner {
     http: reqwest::Client,
     relays: crate::smtp::Relays,
     clock: Arc<dyn Clock>,
+    segments: segments::Segments,
+    /// Audience files are written under this directory only.
+    audience_root: std::path::PathBuf,
     /// How long a delivery worker holds a send it is delivering.
     delivery_lease: chrono::Duration,
     /// Wakes the delivery loop when the executor has queued sends.
@@ -91,8 +103,9 @@ impl Campaigns {
         db: Db,
         tenancy: Tenancy,
         profiles: profiles::Profiles,
+        segments: segments::Segments,
         clock: Arc<dyn Clock>,
-        delivery_lease: std::time::Duration,
+        config: CampaignsConfig,
     ) -> Self {
         // Webhook receivers that hang must not hold a delivery slot for long.
         let http = reqwest::Client::builder()
@@ -109,7 +122,9 @@ impl Campaigns {
                 http,
                 relays: crate::smtp::Relays::default(),
                 clock,
-                delivery_lease: chrono::Duration::from_std(delivery_lease)
+                segments,
+                audience_root: config.audience_root,
+                delivery_lease: chrono::Duration::from_std(config.delivery_lease)
                     .unwrap_or_else(|_| chrono::Duration::seconds(60)),
                 sends_ready: tokio::sync::Notify::new(),
                 versions: RwLock::new(HashMap::new()),
@@ -135,6 +150,14 @@ impl Campaigns {
 
     pub(crate) fn relays(&self) -> &crate::smtp::Relays {
         &self.inner.relays
+    }
+
+    pub(crate) fn segments(&self) -> &segments::Segments {
+        &self.inner.segments
+    }
+
+    pub(crate) fn audience_root(&self) -> &std::path::Path {
+        &self.inner.audience_root
     }
 
     pub(crate) fn delivery_lease(&self) -> chrono::Duration {

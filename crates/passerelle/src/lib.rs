@@ -99,8 +99,12 @@ impl Services {
             db.clone(),
             tenancy.clone(),
             profiles.clone(),
+            segments.clone(),
             Arc::new(kernel::SystemClock),
-            std::time::Duration::from_secs(settings.delivery_lease_seconds),
+            campaigns::CampaignsConfig {
+                delivery_lease: std::time::Duration::from_secs(settings.delivery_lease_seconds),
+                audience_root: settings.data_dir.join("audiences"),
+            },
         );
         Ok(Self { db, cache, tenancy, profiles, segments, campaigns })
     }

@@ -1,4 +1,6 @@
-use super::objects::{Content, CreatedChannel, Decision, Journey, JourneyStatus, SendFeedback, SendSettings};
+use super::objects::{
+    AudienceFile, Content, CreatedChannel, Decision, Journey, JourneyStatus, SendFeedback, SendSettings,
+};
 use crate::{
     context::{ContextExt, parse_id},
     error::GqlResult,
@@ -198,6 +200,27 @@ impl CampaignsMutation {
             .await
             .gql()?;
         Ok(decision.map(Decision))
+    }
+
+    /// Writes a segment's contactable members as a CSV file in an audience channel's directory
+    /// (`hashed`, `postal` or `phone`; by default the one the channel's kind takes).
+    async fn sync_audience(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        channel_id: ID,
+        segment_id: ID,
+        format: Option<String>,
+    ) -> async_graphql::Result<AudienceFile> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let channel = parse_id(&channel_id)?;
+        let segment = parse_id(&segment_id)?;
+        let file = ctx
+            .campaigns()
+            .sync_audience(ctx.actor()?, workspace, channel, segment, format.as_deref())
+            .await
+            .gql()?;
+        Ok(AudienceFile { name: file.name, rows: file.rows as i64, bytes: file.bytes as i64 })
     }
 
     /// Replaces the workspace's timezone, quiet hours and frequency caps.

@@ -421,3 +421,13 @@ impl Decision {
         self.0.decided_at
     }
 }
+
+/// A file written for an audience channel.
+#[derive(SimpleObject)]
+pub struct AudienceFile {
+    /// Its name in the channel's directory.
+    pub name: String,
+    /// People written (the header excluded).
+    pub rows: i64,
+    pub bytes: i64,
+}
