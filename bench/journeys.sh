@@ -21,6 +21,8 @@ STEADY_PER_SECOND=${STEADY_PER_SECOND:-200}
 PORT=${PORT:-18084}
 RECEIVER_PORT=${RECEIVER_PORT:-18094}
 NAME=journeys
+# The receiver is on this machine.
+export PASSERELLE_WEBHOOKS_TO_PRIVATE_ADDRESSES=true
 source bench/common.sh
 
 echo "== receiver: nginx answering 200 on 127.0.0.1:$RECEIVER_PORT"

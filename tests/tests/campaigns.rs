@@ -1128,6 +1128,69 @@ async fn an_audience_channel_gets_the_segment_as_a_file_of_the_contactable(backe
     assert_eq!(names, vec![name]);
 }
 
+async fn webhooks_cannot_reach_private_addresses_unless_allowed(backend: Backend) {
+    let setup = {
+        let app = passerelle_tests::spawn_app_with(backend, |settings| {
+            settings.workers = false;
+            settings.webhooks_to_private_addresses = false;
+        })
+        .await;
+        let (token, workspace, key) = app.tracking_workspace().await;
+        let segment = app
+            .gql(
+                "mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"Pro\",
+                    definition: {text: \"trait plan = \\\"pro\\\"\"}}) { id } }",
+                json!({"w": workspace}),
+                Some(&token),
+            )
+            .await
+            .str("createSegment.id");
+        Setup { app, token, workspace, key, segment }
+    };
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let create = |url: String| {
+        let setup = &setup;
+        async move {
+            setup
+                .gql("mutation($w: ID!, $u: String!) { createChannel(input: {workspaceId: $w, name: $u, kind: \"email\",
+                        delivery: {adapter: \"webhook\", url: $u}}) { channel { id } } }",
+                     json!({"w": setup.workspace, "u": url}))
+                .await
+        }
+    };
+    for literal in ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/x", "http://[::1]:9/x"] {
+        create(literal.to_owned()).await.expect_code("BAD_USER_INPUT");
+    }
+    // A name that resolves to a private address is caught when the connection is made.
+    let channel = create(format!("http://localhost:{}/hooks", receiver.addr.port()))
+        .await
+        .str("createChannel.channel.id");
+    let content = setup.content("Mail", email_template()).await;
+    let journey = setup
+        .journey(
+            "Inward",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "send", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    setup.people("p", 1).await;
+    let person = setup.profile_of("p0").await;
+    setup.consent(&person, "email", true).await;
+    let (_, delivered) = setup.app.run_journeys().await;
+    assert_eq!(
+        (delivered.sent, delivered.retried),
+        (0, 1),
+        "a resolution failure is retried like any network error"
+    );
+    assert!(receiver.received().is_empty(), "nothing reached the private address");
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -1143,4 +1206,5 @@ on_both_backends!(
     a_simulation_runs_the_draft_on_real_people_and_writes_nothing,
     a_decision_channel_shows_the_offer_a_journey_chose,
     an_audience_channel_gets_the_segment_as_a_file_of_the_contactable,
+    webhooks_cannot_reach_private_addresses_unless_allowed,
 );

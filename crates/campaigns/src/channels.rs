@@ -49,6 +49,14 @@ impl Campaigns {
         let delivery: Delivery = serde_json::from_value(input.delivery)
             .map_err(|e| CampaignsError::invalid(format!("the delivery settings are not valid: {e}")))?;
         delivery.validate_for(kind)?;
+        if let Delivery::Webhook { url } = &delivery
+            && !self.webhooks_to_private_addresses()
+            && crate::egress::private_ip_literal(url)
+        {
+            return Err(CampaignsError::invalid(
+                "the webhook URL is a private address; this deployment lets webhooks reach public addresses only",
+            ));
+        }
         let signing_secret = matches!(delivery, Delivery::Webhook { .. }).then(new_secret);
         let channel = Channel {
             id: ChannelId::new(),

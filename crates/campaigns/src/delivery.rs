@@ -259,6 +259,11 @@ impl Campaigns {
     }
 
     async fn post_webhook(&self, url: &str, secret: Option<&str>, send: &Claimed) -> Attempt {
+        if !self.webhooks_to_private_addresses() && crate::egress::private_ip_literal(url) {
+            return Attempt::Fail(
+                "the webhook URL is a private address, which webhooks may not reach".into(),
+            );
+        }
         let mut body = send.payload.clone();
         if let Value::Object(fields) = &mut body {
             fields.insert("id".into(), Value::String(send.key.clone()));

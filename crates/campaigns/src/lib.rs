@@ -13,6 +13,7 @@ pub mod content;
 pub mod contents;
 pub mod decisions;
 pub mod delivery;
+mod egress;
 mod error;
 mod events;
 pub mod executor;

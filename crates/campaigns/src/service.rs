@@ -20,6 +20,9 @@ pub struct CampaignsConfig {
     pub delivery_lease: std::time::Duration,
     /// Where audience channels write their files (each channel's directory is inside it).
     pub audience_root: std::path::PathBuf,
+    /// Whether webhooks may reach private addresses (loopback, private networks, link-local:
+    /// cloud metadata). Off in production; on for local development and tests.
+    pub webhooks_to_private_addresses: bool,
 }
 
 #[derive(Clone)]
@@ -37,6 +40,7 @@ struct Inner {
     segments: segments::Segments,
     /// Audience files are written under this directory only.
     audience_root: std::path::PathBuf,
+    webhooks_to_private_addresses: bool,
     /// How long a delivery worker holds a send it is delivering.
     delivery_lease: chrono::Duration,
     /// Wakes the delivery loop when the executor has queued sends.
@@ -108,12 +112,14 @@ impl Campaigns {
         config: CampaignsConfig,
     ) -> Self {
         // Webhook receivers that hang must not hold a delivery slot for long.
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .connect_timeout(std::time::Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+            .redirect(reqwest::redirect::Policy::none());
+        if !config.webhooks_to_private_addresses {
+            http = http.dns_resolver(Arc::new(crate::egress::PublicAddressesOnly));
+        }
+        let http = http.build().unwrap_or_default();
         Self {
             inner: Arc::new(Inner {
                 db,
@@ -124,6 +130,7 @@ impl Campaigns {
                 clock,
                 segments,
                 audience_root: config.audience_root,
+                webhooks_to_private_addresses: config.webhooks_to_private_addresses,
                 delivery_lease: chrono::Duration::from_std(config.delivery_lease)
                     .unwrap_or_else(|_| chrono::Duration::seconds(60)),
                 sends_ready: tokio::sync::Notify::new(),
@@ -154,6 +161,10 @@ impl Campaigns {
 
     pub(crate) fn segments(&self) -> &segments::Segments {
         &self.inner.segments
+    }
+
+    pub(crate) fn webhooks_to_private_addresses(&self) -> bool {
+        self.inner.webhooks_to_private_addresses
     }
 
     pub(crate) fn audience_root(&self) -> &std::path::Path {

@@ -104,6 +104,7 @@ impl Services {
             campaigns::CampaignsConfig {
                 delivery_lease: std::time::Duration::from_secs(settings.delivery_lease_seconds),
                 audience_root: settings.data_dir.join("audiences"),
+                webhooks_to_private_addresses: settings.webhooks_to_private_addresses,
             },
         );
         Ok(Self { db, cache, tenancy, profiles, segments, campaigns })

@@ -36,6 +36,10 @@ pub struct Settings {
     /// leaves a claim that another picks up after this, under the same idempotency key; keep
     /// it above the webhook timeout (10 s) so a slow receiver is not asked twice.
     pub delivery_lease_seconds: u64,
+    /// Let webhooks reach private addresses (loopback, private networks, link-local). On in
+    /// the embedded default for local development; off in the Helm production values, so a
+    /// webhook URL cannot be used to call into the platform's own network.
+    pub webhooks_to_private_addresses: bool,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -109,6 +113,7 @@ impl Default for Settings {
             ingest_concurrency: 4,
             segment_refresh_seconds: 60,
             delivery_lease_seconds: 60,
+            webhooks_to_private_addresses: true,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -267,6 +272,9 @@ impl Settings {
         }
         if let Some(v) = non_empty("PASSERELLE_DELIVERY_LEASE_SECONDS") {
             self.delivery_lease_seconds = parse("PASSERELLE_DELIVERY_LEASE_SECONDS", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_WEBHOOKS_TO_PRIVATE_ADDRESSES") {
+            self.webhooks_to_private_addresses = flag("PASSERELLE_WEBHOOKS_TO_PRIVATE_ADDRESSES", v)?;
         }
         if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
             self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;
