@@ -10,7 +10,9 @@
 #   bash bench/segments.sh
 #
 # Needs wrk, psql, and the roles .ci/run creates. Knobs: PROFILES, EVENTS, STEADY (20s),
-# STEADY_EVENTS_PER_SECOND (2000), BIN (a binary built elsewhere).
+# STEADY_EVENTS_PER_SECOND (2000), WARMUP (seconds between starting the workers and the load,
+# 0: the workers' first full refresh of time-dependent segments falls inside the measured
+# window), BIN (a binary built elsewhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILES=${PROFILES:-1000000}
@@ -108,6 +110,7 @@ echo "== 3. real-time membership under a steady $STEADY_EVENTS_PER_SECOND events
 timed "{\"query\":\"mutation(\$w: ID!, \$t: String!) { createSegment(input: {workspaceId: \$w, name: \\\"Pro visitors\\\", definition: {text: \$t}}) { id } }\",\"variables\":{\"w\":\"$WORKSPACE\",\"t\":\"trait plan = \\\"pro\\\" and has email\"}}" >/dev/null
 kill $server; wait $server 2>/dev/null || true; server=
 start_server true
+sleep "${WARMUP:-0}"
 BENCH_WRITE_KEY=$(gql "{\"query\":\"mutation { createApiKey(input: {workspaceId: \\\"$WORKSPACE\\\", name: \\\"bench\\\", kind: WRITE, scopes: []}) { secret } }\"}" | field '["data"]["createApiKey"]["secret"]')
 export BENCH_WRITE_KEY
 mark=$(sql "SELECT now()")
