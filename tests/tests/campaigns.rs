@@ -587,6 +587,14 @@ async fn failed_deliveries_are_retried_then_dead_lettered_with_the_reason(backen
     // The retry is not due yet: nothing more is sent now.
     assert_eq!(setup.app.campaigns.deliver_due().await.unwrap().sent, 0);
     assert_eq!(receiver.received().len(), 2);
+    // Archiving the journey cancels the send still waiting for its retry.
+    let archived = setup
+        .gql("mutation($w: ID!, $id: ID!) { setJourneyStatus(workspaceId: $w, id: $id, status: ARCHIVED) { status } }",
+             json!({"w": setup.workspace, "id": journey}))
+        .await;
+    assert_eq!(archived.data("setJourneyStatus.status"), &json!("ARCHIVED"));
+    let report = setup.report(&journey).await;
+    assert_eq!((count(&report, "sends", "pending"), count(&report, "sends", "cancelled")), (0, 1));
 }
 
 async fn a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys(backend: Backend) {

@@ -350,6 +350,17 @@ impl Campaigns {
                 .bind(id.as_uuid())
                 .push(" AND status = 'active'");
             exit.execute(&txn).await?;
+            // Sends not yet handed over are not made for an archived journey; one in flight
+            // finishes.
+            let mut cancel = Sql::new(
+                "UPDATE outbox SET status = 'cancelled', last_error = 'the journey was archived' WHERE tenant_id = ",
+            );
+            cancel
+                .bind(workspace.as_uuid())
+                .push(" AND journey_id = ")
+                .bind(id.as_uuid())
+                .push(" AND status = 'pending'");
+            cancel.execute(&txn).await?;
         }
         if status == JourneyStatus::Active {
             work_queue::mark(&txn, JOURNEYS_WORK, workspace.as_uuid(), now).await?;
