@@ -1192,11 +1192,19 @@ async fn webhooks_cannot_reach_private_addresses_unless_allowed(backend: Backend
     setup.consent(&person, "email", true).await;
     let (_, delivered) = setup.app.run_journeys().await;
     assert_eq!(
-        (delivered.sent, delivered.retried),
-        (0, 1),
-        "a resolution failure is retried like any network error"
+        (delivered.sent, delivered.retried, delivered.dead),
+        (0, 0, 1),
+        "refused at once, never retried"
     );
     assert!(receiver.received().is_empty(), "nothing reached the private address");
+    let dead = setup
+        .gql(
+            "query($w: ID!) { deadLetters(workspaceId: $w, first: 10) { edges { node { lastError } } } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    let reason = dead.data("deadLetters.edges")[0]["node"]["lastError"].as_str().unwrap().to_owned();
+    assert!(reason.contains("private"), "{reason}");
 }
 
 on_both_backends!(

@@ -291,6 +291,9 @@ impl Campaigns {
                 }
             }
             // The error names the URL, never the payload.
+            Err(error) if crate::egress::refused(&error) => {
+                Attempt::Fail(format!("the receiver's address is private: {error}"))
+            }
             Err(error) => Attempt::Retry(format!("the receiver could not be reached: {error}")),
         }
     }

@@ -8,6 +8,9 @@
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+/// What the resolver says when it refuses a name; delivery recognises it as final.
+pub(crate) const REFUSED: &str = "resolves only to private addresses, which webhooks may not reach";
+
 /// Resolves names to their public addresses only.
 pub(crate) struct PublicAddressesOnly;
 
@@ -18,14 +21,23 @@ impl Resolve for PublicAddressesOnly {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
-                return Err(format!(
-                    "{host} resolves only to private addresses, which webhooks may not reach"
-                )
-                .into());
+                return Err(format!("{host} {REFUSED}").into());
             }
             Ok(Box::new(public.into_iter()) as Addrs)
         })
     }
+}
+
+/// Whether a delivery error is this guard's refusal (somewhere in its chain of causes).
+pub(crate) fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current.to_string().contains(REFUSED) {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// Whether a URL names its host by a private IP address (the resolver never sees those).
