@@ -15,7 +15,7 @@ use kernel::{JourneyId, ProfileId};
 use platform::sql::Sql;
 use platform::{Backend, TenantScope};
 use sea_orm::ConnectionTrait;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -172,40 +172,51 @@ impl Campaigns {
         now: DateTime<Utc>,
     ) -> Result<usize> {
         let mut entered = 0;
+        // Per journey: one read of what its performers already have, then the events in order.
+        let mut by_journey: HashMap<JourneyId, (i32, Reentry, &str, Vec<&Performed>)> = HashMap::new();
         for event in events {
-            let Some(journeys) = listeners.triggers.get(&event.name) else { continue };
-            for (journey, version, reentry, first_step) in journeys {
-                let mut existing =
-                    Sql::new("SELECT status, trigger_event_id FROM journey_enrollments WHERE tenant_id = ");
-                existing
-                    .bind(tenant)
-                    .push(" AND journey_id = ")
-                    .bind(journey.as_uuid())
-                    .push(" AND profile_id = ")
-                    .bind(event.profile.as_uuid());
-                let mut allowed = true;
-                for row in existing.fetch_all(conn).await? {
-                    let status: String = row.try_get("", "status")?;
-                    let trigger: Option<Uuid> = row.try_get("", "trigger_event_id")?;
-                    if trigger == Some(event.id) || *reentry == Reentry::Never || status == "active" {
-                        allowed = false;
-                    }
-                }
-                if !allowed {
-                    continue;
-                }
-                crate::executor::insert_enrollments(
-                    conn,
-                    tenant,
-                    *journey,
-                    *version,
-                    first_step,
-                    &[(event.profile, Some(event.id))],
-                    now,
-                )
-                .await?;
-                entered += 1;
+            for (journey, version, reentry, first_step) in
+                listeners.triggers.get(&event.name).into_iter().flatten()
+            {
+                by_journey
+                    .entry(*journey)
+                    .or_insert_with(|| (*version, *reentry, first_step.as_str(), Vec::new()))
+                    .3
+                    .push(event);
             }
+        }
+        for (journey, (version, reentry, first_step, performed)) in by_journey {
+            let mut existing = Sql::new(
+                "SELECT profile_id, status, trigger_event_id FROM journey_enrollments WHERE tenant_id = ",
+            );
+            existing
+                .bind(tenant)
+                .push(" AND journey_id = ")
+                .bind(journey.as_uuid())
+                .push(" AND profile_id IN ")
+                .bind_list(performed.iter().map(|e| e.profile.as_uuid()));
+            let mut blocked: HashSet<ProfileId> = HashSet::new();
+            let mut used: HashSet<Uuid> = HashSet::new();
+            for row in existing.fetch_all(conn).await? {
+                let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
+                let status: String = row.try_get("", "status")?;
+                if let Some(trigger) = row.try_get::<Option<Uuid>>("", "trigger_event_id")? {
+                    used.insert(trigger);
+                }
+                if reentry == Reentry::Never || status == "active" {
+                    blocked.insert(profile);
+                }
+            }
+            let mut starting: Vec<(ProfileId, Option<Uuid>)> = Vec::new();
+            for event in performed {
+                // A new passage is active: it blocks the same person's later events here too.
+                if !used.contains(&event.id) && blocked.insert(event.profile) {
+                    starting.push((event.profile, Some(event.id)));
+                }
+            }
+            crate::executor::insert_enrollments(conn, tenant, journey, version, first_step, &starting, now)
+                .await?;
+            entered += starting.len();
         }
         Ok(entered)
     }
