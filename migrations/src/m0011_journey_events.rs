@@ -23,6 +23,7 @@ CREATE TABLE journey_event_cursors (
     updated_at {ts} NOT NULL,
     PRIMARY KEY (tenant_id)
 );
+ALTER TABLE journeys ADD COLUMN awaits_events {bool} NOT NULL DEFAULT FALSE;
 ALTER TABLE journey_enrollments ADD COLUMN trigger_event_id {uuid};
 ALTER TABLE journey_enrollments ADD COLUMN waiting_since {ts};
 CREATE TABLE offers (

@@ -137,11 +137,23 @@ impl Campaigns {
             }
             versions.insert((journey, version), loaded);
         }
-        // Older versions people still stand in may wait for events too.
+        // Older versions people still stand in may wait for events too: only journeys that
+        // ever had such a step are looked at.
+        let mut awaiting = Sql::new("SELECT id FROM journeys WHERE tenant_id = ");
+        awaiting.bind(tenant).push(" AND awaits_events = ").bind(true);
+        let awaiting: Vec<Uuid> = awaiting
+            .fetch_all(conn)
+            .await?
+            .iter()
+            .map(|row| row.try_get("", "id"))
+            .collect::<Result<_, _>>()?;
+        if awaiting.is_empty() {
+            return Ok((listeners, versions));
+        }
         let mut in_use = Sql::new(
             "SELECT DISTINCT e.journey_id, e.version FROM journey_enrollments e WHERE e.tenant_id = ",
         );
-        in_use.bind(tenant).push(" AND e.status = 'active'");
+        in_use.bind(tenant).push(" AND e.status = 'active' AND e.journey_id IN ").bind_list(awaiting);
         for row in in_use.fetch_all(conn).await? {
             let key =
                 (JourneyId::from_uuid(row.try_get("", "journey_id")?), row.try_get::<i32>("", "version")?);

@@ -282,6 +282,16 @@ impl Campaigns {
         }
         let mut update = Sql::new("UPDATE journeys SET version = ");
         update.bind(journey.version).push(", status = ").bind(journey.status.as_str());
+        // Once any version waits for an event or has a goal, the executor listens for the
+        // events of the people inside, whichever version they are on.
+        let awaits = published
+            .graph
+            .steps
+            .iter()
+            .any(|step| matches!(step.kind, StepKind::WaitForEvent { .. } | StepKind::Goal { .. }));
+        if awaits {
+            update.push(", awaits_events = ").bind(true);
+        }
         if first_activation && let Trigger::SegmentEntered { segment } = &published.graph.entry.trigger {
             // People already in the segment did not just enter it: start after its latest entry.
             let cursor =
