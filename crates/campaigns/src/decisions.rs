@@ -6,7 +6,7 @@
 use crate::channel::DeliveryMode;
 use crate::channels;
 use crate::error::{CampaignsError, Result};
-use crate::executor::PURPOSE;
+use crate::executor::{PURPOSE, Touch, insert_touchpoints};
 use crate::machine::Offer;
 use crate::service::Campaigns;
 use chrono::{DateTime, Utc};
@@ -82,32 +82,17 @@ impl Campaigns {
             content: serde_json::from_value(row.try_get("", "content")?)?,
             decided_at: row.try_get("", "decided_at")?,
         };
-        let mut impression = Sql::new(
-            "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
-             variant, device, at) VALUES (",
-        );
-        impression
-            .bind(tenant)
-            .push(", ")
-            .bind(Uuid::now_v7())
-            .push(", ")
-            .bind(sheet.id.as_uuid())
-            .push(", 'impression', ")
-            .bind(configured.kind.as_str())
-            .push(", ")
-            .bind(channel.as_uuid())
-            .push(", ")
-            .bind(decision.journey_id.as_uuid())
-            .push(", ")
-            .bind(decision.step.clone())
-            .push(", ")
-            .bind(decision.variant.clone())
-            .push(", ")
-            .bind(device.map(str::to_owned))
-            .push(", ")
-            .bind(now)
-            .push(")");
-        impression.execute(&txn).await?;
+        let impression = Touch {
+            profile: sheet.id,
+            kind: "impression",
+            channel: configured.kind.as_str().to_owned(),
+            channel_id: channel,
+            journey: decision.journey_id,
+            step: decision.step.clone(),
+            variant: decision.variant.clone(),
+            device: device.map(str::to_owned),
+        };
+        insert_touchpoints(&txn, tenant, [impression], now).await?;
         txn.commit().await?;
         Ok(Some(decision))
     }

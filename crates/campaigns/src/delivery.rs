@@ -7,10 +7,11 @@
 use crate::channel::Delivery;
 use crate::channels;
 use crate::error::Result;
+use crate::executor::{Touch, insert_touchpoints};
 use crate::service::Campaigns;
 use chrono::Duration;
 use hmac::{Hmac, Mac};
-use kernel::{ChannelId, WorkspaceId};
+use kernel::{ChannelId, JourneyId, ProfileId, WorkspaceId};
 use platform::TenantScope;
 use platform::sql::Sql;
 use platform::{Backend, work_queue};
@@ -209,36 +210,17 @@ impl Campaigns {
                 .push(" AND id IN ")
                 .bind_list(chunk.iter().map(|send| send.id));
             sent.execute(&txn).await?;
-            let mut touchpoints = Sql::new(
-                "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
-                 variant, device, at) VALUES ",
-            );
-            for (i, send) in chunk.iter().enumerate() {
-                if i > 0 {
-                    touchpoints.push(", ");
-                }
-                touchpoints
-                    .push("(")
-                    .bind(tenant)
-                    .push(", ")
-                    .bind(Uuid::now_v7())
-                    .push(", ")
-                    .bind(send.profile)
-                    .push(", 'accepted', ")
-                    .bind(send.kind.clone())
-                    .push(", ")
-                    .bind(send.channel.as_uuid())
-                    .push(", ")
-                    .bind(send.journey)
-                    .push(", ")
-                    .bind(send.step.clone())
-                    .push(", ")
-                    .bind(send.variant.clone())
-                    .push(", NULL, ")
-                    .bind(now)
-                    .push(")");
-            }
-            touchpoints.execute(&txn).await?;
+            let touches = chunk.iter().map(|send| Touch {
+                profile: ProfileId::from_uuid(send.profile),
+                kind: "accepted",
+                channel: send.kind.clone(),
+                channel_id: send.channel,
+                journey: JourneyId::from_uuid(send.journey),
+                step: send.step.clone(),
+                variant: send.variant.clone(),
+                device: None,
+            });
+            insert_touchpoints(&txn, tenant, touches, now).await?;
         }
         txn.commit().await?;
         Ok((round, claimed.len()))

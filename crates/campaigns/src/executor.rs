@@ -332,35 +332,29 @@ pub(crate) async fn insert_enrollments<C: ConnectionTrait>(
              status, due_at, waiting_for, waiting_since, variant, holdout, converted_at, entered_at, updated_at, \
              trigger_event_id) VALUES ",
         );
-        for (i, (profile, trigger)) in chunk.iter().enumerate() {
-            if i > 0 {
-                insert.push(", ");
-            }
-            insert
-                .push("(")
-                .bind(tenant)
-                .push(", ")
-                .bind(Uuid::now_v7())
-                .push(", ")
-                .bind(journey.as_uuid())
-                .push(", ")
-                .bind(version)
-                .push(", ")
-                .bind(profile.as_uuid())
-                .push(", ")
-                .bind(first_step.to_owned())
-                .push(", 0, 'active', ")
-                .bind(now)
-                .push(", NULL, NULL, NULL, ")
-                .bind(false)
-                .push(", NULL, ")
-                .bind(now)
-                .push(", ")
-                .bind(now)
-                .push(", ")
-                .bind(*trigger)
-                .push(")");
-        }
+        insert.values(chunk.iter().map(|(profile, trigger)| {
+            let none: Option<String> = None;
+            let never: Option<DateTime<Utc>> = None;
+            vec![
+                tenant.into(),
+                Uuid::now_v7().into(),
+                journey.as_uuid().into(),
+                version.into(),
+                profile.as_uuid().into(),
+                first_step.into(),
+                0i32.into(),
+                "active".into(),
+                now.into(),
+                none.clone().into(),
+                never.into(),
+                none.into(),
+                false.into(),
+                never.into(),
+                now.into(),
+                now.into(),
+                (*trigger).into(),
+            ]
+        }));
         insert.execute(conn).await?;
     }
     Ok(())
@@ -405,69 +399,93 @@ async fn write_sends<C: ConnectionTrait>(
              channel, variant, profile_id, payload, status, attempts, next_attempt_at, last_error, created_at, \
              sent_at) VALUES ",
         );
-        let mut touchpoints = Sql::new(
-            "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
-             variant, device, at) VALUES ",
-        );
-        for (i, send) in chunk.iter().enumerate() {
-            if i > 0 {
-                outbox.push(", ");
-                touchpoints.push(", ");
-            }
-            outbox
-                .push("(")
-                .bind(tenant)
-                .push(", ")
-                .bind(Uuid::now_v7())
-                .push(", ")
-                .bind(send.key.clone())
-                .push(", ")
-                .bind(send.enrollment)
-                .push(", ")
-                .bind(send.journey.as_uuid())
-                .push(", ")
-                .bind(send.step.clone())
-                .push(", ")
-                .bind(send.channel.as_uuid())
-                .push(", ")
-                .bind(send.kind.as_str())
-                .push(", ")
-                .bind(send.variant.clone())
-                .push(", ")
-                .bind(send.profile.as_uuid())
-                .push(", ")
-                .bind(json(&send.payload))
-                .push(", 'pending', 0, ")
-                .bind(now)
-                .push(", NULL, ")
-                .bind(now)
-                .push(", NULL)");
-            touchpoints
-                .push("(")
-                .bind(tenant)
-                .push(", ")
-                .bind(Uuid::now_v7())
-                .push(", ")
-                .bind(send.profile.as_uuid())
-                .push(", 'send', ")
-                .bind(send.kind.as_str())
-                .push(", ")
-                .bind(send.channel.as_uuid())
-                .push(", ")
-                .bind(send.journey.as_uuid())
-                .push(", ")
-                .bind(send.step.clone())
-                .push(", ")
-                .bind(send.variant.clone())
-                .push(", NULL, ")
-                .bind(now)
-                .push(")");
-        }
+        outbox.values(chunk.iter().map(|send| {
+            let never: Option<DateTime<Utc>> = None;
+            vec![
+                tenant.into(),
+                Uuid::now_v7().into(),
+                send.key.clone().into(),
+                send.enrollment.into(),
+                send.journey.as_uuid().into(),
+                send.step.clone().into(),
+                send.channel.as_uuid().into(),
+                send.kind.as_str().into(),
+                send.variant.clone().into(),
+                send.profile.as_uuid().into(),
+                json(&send.payload),
+                "pending".into(),
+                0i32.into(),
+                now.into(),
+                Option::<String>::None.into(),
+                now.into(),
+                never.into(),
+            ]
+        }));
         // The same key again is the same send (a round retried after a crash): once only.
         outbox.push(" ON CONFLICT (tenant_id, idempotency_key) DO NOTHING");
         outbox.execute(conn).await?;
-        touchpoints.execute(conn).await?;
+        let touches = chunk.iter().map(|send| Touch {
+            profile: send.profile,
+            kind: "send",
+            channel: send.kind.as_str().to_owned(),
+            channel_id: send.channel,
+            journey: send.journey,
+            step: send.step.clone(),
+            variant: send.variant.clone(),
+            device: None,
+        });
+        insert_touchpoints(conn, tenant, touches, now).await?;
     }
+    Ok(())
+}
+
+/// A touchpoint of a journey's send: the send itself, its acceptance by the provider, what the
+/// provider reports after, an impression on a decision channel.
+pub(crate) struct Touch {
+    pub(crate) profile: ProfileId,
+    pub(crate) kind: &'static str,
+    pub(crate) channel: String,
+    pub(crate) channel_id: ChannelId,
+    pub(crate) journey: JourneyId,
+    pub(crate) step: String,
+    pub(crate) variant: Option<String>,
+    pub(crate) device: Option<String>,
+}
+
+/// Records touchpoints in one statement.
+pub(crate) async fn insert_touchpoints<C: ConnectionTrait>(
+    conn: &C,
+    tenant: Uuid,
+    touches: impl IntoIterator<Item = Touch>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let rows: Vec<Vec<sea_orm::Value>> = touches
+        .into_iter()
+        .map(|touch| {
+            vec![
+                tenant.into(),
+                Uuid::now_v7().into(),
+                touch.profile.as_uuid().into(),
+                touch.kind.into(),
+                touch.channel.into(),
+                touch.channel_id.as_uuid().into(),
+                touch.journey.as_uuid().into(),
+                touch.step.into(),
+                touch.variant.into(),
+                touch.device.into(),
+                at.into(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = Sql::new(
+        "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
+         variant, device, at) VALUES ",
+    );
+    insert.values(rows);
+    insert.execute(conn).await?;
     Ok(())
 }
 
@@ -482,33 +500,20 @@ async fn write_blocks<C: ConnectionTrait>(
             "INSERT INTO send_blocks (tenant_id, id, journey_id, enrollment_id, step, profile_id, channel_id, \
              reason, detail, at) VALUES ",
         );
-        for (i, block) in chunk.iter().enumerate() {
-            if i > 0 {
-                insert.push(", ");
-            }
-            insert
-                .push("(")
-                .bind(tenant)
-                .push(", ")
-                .bind(Uuid::now_v7())
-                .push(", ")
-                .bind(block.journey.as_uuid())
-                .push(", ")
-                .bind(block.enrollment)
-                .push(", ")
-                .bind(block.step.clone())
-                .push(", ")
-                .bind(block.profile.as_uuid())
-                .push(", ")
-                .bind(block.channel.map(|c| c.as_uuid()))
-                .push(", ")
-                .bind(block.reason)
-                .push(", ")
-                .bind(block.detail.clone())
-                .push(", ")
-                .bind(now)
-                .push(")");
-        }
+        insert.values(chunk.iter().map(|block| {
+            vec![
+                tenant.into(),
+                Uuid::now_v7().into(),
+                block.journey.as_uuid().into(),
+                block.enrollment.into(),
+                block.step.clone().into(),
+                block.profile.as_uuid().into(),
+                block.channel.map(|c| c.as_uuid()).into(),
+                block.reason.into(),
+                block.detail.clone().into(),
+                now.into(),
+            ]
+        }));
         insert.execute(conn).await?;
     }
     Ok(())
@@ -525,31 +530,20 @@ async fn write_runs<C: ConnectionTrait>(
         let mut update = Sql::new(
             "WITH v (id, step, sequence, status, due_at, variant, holdout, waiting_for, waiting_since) AS (VALUES ",
         );
-        for (i, run) in chunk.iter().enumerate() {
-            if i > 0 {
-                update.push(", ");
-            }
-            update
-                .push("(")
-                .bind(run.id)
-                .push(", ")
-                .bind(run.step.clone())
-                .push(", ")
-                .bind(run.sequence)
-                .push(", ")
-                .bind(run.status)
-                .push(", ")
-                .bind(if run.status == "active" { run.due_at } else { None })
-                .push(", ")
-                .bind(run.variant.clone())
-                .push(", ")
-                .bind(run.holdout)
-                .push(", ")
-                .bind(run.waiting_for.clone())
-                .push(", ")
-                .bind(run.waiting_since)
-                .push(")");
-        }
+        update.values(chunk.iter().map(|run| {
+            let due_at = if run.status == "active" { run.due_at } else { None };
+            vec![
+                run.id.into(),
+                run.step.clone().into(),
+                run.sequence.into(),
+                run.status.into(),
+                due_at.into(),
+                run.variant.clone().into(),
+                run.holdout.into(),
+                run.waiting_for.clone().into(),
+                run.waiting_since.into(),
+            ]
+        }));
         update
             .push(
                 ") UPDATE journey_enrollments SET step = v.step, sequence = v.sequence, status = v.status, \

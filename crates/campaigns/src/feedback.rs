@@ -5,11 +5,11 @@
 
 use crate::error::{CampaignsError, Result};
 use crate::executor::PURPOSE;
+use crate::executor::{Touch, insert_touchpoints};
 use crate::service::Campaigns;
-use kernel::{ProfileId, WorkspaceId};
+use kernel::{ChannelId, JourneyId, ProfileId, WorkspaceId};
 use platform::sql::Sql;
 use tenancy::{Actor, Permission};
-use uuid::Uuid;
 
 /// What a provider reports about a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,34 +66,17 @@ impl Campaigns {
         let row = send.fetch_one(&txn).await?.ok_or(CampaignsError::NotFound)?;
         let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
         let channel: String = row.try_get("", "channel")?;
-        let mut insert = Sql::new(
-            "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, channel_id, journey_id, step, \
-             variant, device, at) VALUES (",
-        );
-        insert
-            .bind(tenant)
-            .push(", ")
-            .bind(Uuid::now_v7())
-            .push(", ")
-            .bind(profile.as_uuid())
-            .push(", ")
-            .bind(feedback.as_str())
-            .push(", ")
-            .bind(channel.clone())
-            .push(", ")
-            .bind(row.try_get::<Uuid>("", "channel_id")?)
-            .push(", ")
-            .bind(row.try_get::<Uuid>("", "journey_id")?)
-            .push(", ")
-            .bind(row.try_get::<String>("", "step")?)
-            .push(", ")
-            .bind(row.try_get::<Option<String>>("", "variant")?)
-            .push(", ")
-            .bind(device.map(str::to_owned))
-            .push(", ")
-            .bind(now)
-            .push(")");
-        insert.execute(&txn).await?;
+        let touch = Touch {
+            profile,
+            kind: feedback.as_str(),
+            channel: channel.clone(),
+            channel_id: ChannelId::from_uuid(row.try_get("", "channel_id")?),
+            journey: JourneyId::from_uuid(row.try_get("", "journey_id")?),
+            step: row.try_get("", "step")?,
+            variant: row.try_get("", "variant")?,
+            device: device.map(str::to_owned),
+        };
+        insert_touchpoints(&txn, tenant, [touch], now).await?;
         txn.commit().await?;
         if feedback.withdraws_consent() {
             let input = profiles::consent::ConsentInput {

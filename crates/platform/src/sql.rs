@@ -41,6 +41,22 @@ impl Sql {
         self
     }
 
+    /// Appends the rows of a multi-row `VALUES`: `($1, $2), ($3, $4)`, one tuple per row, each
+    /// value a parameter. Bulk inserts and set-based updates build their rows with this.
+    pub fn values<R: IntoIterator<Item = Value>>(&mut self, rows: impl IntoIterator<Item = R>) -> &mut Self {
+        for (i, row) in rows.into_iter().enumerate() {
+            self.text.push_str(if i == 0 { "(" } else { ", (" });
+            for (j, value) in row.into_iter().enumerate() {
+                if j > 0 {
+                    self.text.push_str(", ");
+                }
+                self.bind(value);
+            }
+            self.text.push(')');
+        }
+        self
+    }
+
     /// Appends the right-hand side of an `IN` for `values`: one array parameter in a subquery
     /// on PostgreSQL, `(?, ?, …)` on SQLite. The subquery is planned as a join, which stays
     /// linear whatever the statistics say; a list of thousands of parameters was planned, on a
@@ -149,6 +165,14 @@ pub fn json(value: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_renders_one_tuple_per_row() {
+        let mut sql = Sql::new("INSERT INTO t (a, b) VALUES ");
+        sql.values([vec![Value::from(1), Value::from("x")], vec![Value::from(2), Value::from("y")]]);
+        assert_eq!(sql.text, "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)");
+        assert_eq!(sql.values.len(), 4);
+    }
     use uuid::Uuid;
 
     fn two_lists() -> (Sql, Uuid, Uuid) {
