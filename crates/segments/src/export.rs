@@ -14,10 +14,9 @@ use kernel::{ProfileId, SegmentId, WorkspaceId};
 use platform::TenantScope;
 use platform::sql::Sql;
 use profiles::PostalAddress;
-use profiles::consent::{self, Consent, ContactDecision};
-use serde_json::{Map, Value};
+use profiles::consent::ContactDecision;
+use profiles::contact::ContactSheet;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use tenancy::{Actor, AuditAction, Permission};
 use uuid::Uuid;
 
@@ -123,9 +122,6 @@ impl AudienceExport {
             self.header_written = true;
         }
         let people = self.next_people().await?;
-        if (people.len() as i64) < BATCH {
-            self.finished = true;
-        }
         for person in &people {
             match self.row(person) {
                 Some(row) => {
@@ -141,83 +137,45 @@ impl AudienceExport {
         out.into_inner().map(Some).map_err(|e| internal(e.into_error()))
     }
 
-    /// The next batch of members with what the rows need.
-    async fn next_people(&mut self) -> Result<Vec<Person>> {
+    /// The next batch of members with what the rows need, read as profiles gives them to
+    /// anyone who contacts people ([`profiles::contact::contact_sheets`]).
+    async fn next_people(&mut self) -> Result<Vec<ContactSheet>> {
         let db = self.segments.db().clone();
-        let tenant = self.scope.tenant_id().as_uuid();
         let txn = self.scope.begin(&db).await?;
-        let mut members = Sql::new(
-            "SELECT m.profile_id, p.traits FROM segment_members m JOIN profiles p ON p.tenant_id = m.tenant_id \
-             AND p.id = m.profile_id WHERE m.tenant_id = ",
-        );
-        members.bind(tenant).push(" AND m.segment_id = ").bind(self.segment.as_uuid());
+        let mut members = Sql::new("SELECT profile_id FROM segment_members WHERE tenant_id = ");
+        members
+            .bind(self.scope.tenant_id().as_uuid())
+            .push(" AND segment_id = ")
+            .bind(self.segment.as_uuid());
         if let Some(after) = self.after {
-            members.push(" AND m.profile_id > ").bind(after);
+            members.push(" AND profile_id > ").bind(after);
         }
-        members.push(" ORDER BY m.profile_id LIMIT ").bind(BATCH);
-        let mut people: Vec<Person> = Vec::new();
-        for row in members.fetch_all(&txn).await? {
-            let id: Uuid = row.try_get("", "profile_id")?;
-            let traits: Value = row.try_get("", "traits")?;
-            let traits = traits.as_object().map(profiles::traits::values).unwrap_or_default();
-            people.push(Person {
-                id: ProfileId::from_uuid(id),
-                traits,
-                emails: vec![],
-                phones: vec![],
-                consents: vec![],
-            });
+        members.push(" ORDER BY profile_id LIMIT ").bind(BATCH);
+        let ids = members
+            .fetch_all(&txn)
+            .await?
+            .iter()
+            .map(|row| Ok(ProfileId::from_uuid(row.try_get("", "profile_id")?)))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(last) = ids.last() {
+            self.after = Some(last.as_uuid());
         }
-        if let Some(last) = people.last() {
-            self.after = Some(last.id.as_uuid());
-        }
-        if people.is_empty() {
-            txn.commit().await?;
-            return Ok(people);
-        }
-        let index: HashMap<Uuid, usize> =
-            people.iter().enumerate().map(|(i, p)| (p.id.as_uuid(), i)).collect();
-        let ids: Vec<Uuid> = people.iter().map(|p| p.id.as_uuid()).collect();
-        let mut identities = Sql::new("SELECT profile_id, kind, value FROM identities WHERE tenant_id = ");
-        identities
-            .bind(tenant)
-            .push(" AND kind IN ('email', 'phone') AND profile_id IN ")
-            .bind_list(ids.iter().copied())
-            .push(" ORDER BY value");
-        for row in identities.fetch_all(&txn).await? {
-            let Some(&i) = index.get(&row.try_get::<Uuid>("", "profile_id")?) else { continue };
-            let kind: String = row.try_get("", "kind")?;
-            let value: String = row.try_get("", "value")?;
-            if kind == "email" { people[i].emails.push(value) } else { people[i].phones.push(value) }
-        }
-        let mut consents = Sql::new(
-            "SELECT profile_id, purpose, channel, granted, source, recorded_at FROM consents WHERE tenant_id = ",
-        );
-        consents
-            .bind(tenant)
-            .push(" AND purpose = ")
-            .bind(self.request.purpose.clone())
-            .push(" AND profile_id IN ")
-            .bind_list(ids.iter().copied())
-            .push(" ORDER BY id DESC");
-        for row in consents.fetch_all(&txn).await? {
-            let Some(&i) = index.get(&row.try_get::<Uuid>("", "profile_id")?) else { continue };
-            people[i].consents.push(Consent {
-                purpose: row.try_get("", "purpose")?,
-                channel: row.try_get("", "channel")?,
-                granted: row.try_get("", "granted")?,
-                source: row.try_get("", "source")?,
-                recorded_at: row.try_get("", "recorded_at")?,
-            });
-        }
+        let mut sheets = profiles::contact::contact_sheets(&txn, &self.scope, &ids).await?;
         txn.commit().await?;
+        // In member order; members are live profiles, so each sheet is its own.
+        let people: Vec<ContactSheet> = ids.iter().filter_map(|id| sheets.remove(id)).collect();
+        if people.len() < ids.len() {
+            self.skipped += (ids.len() - people.len()) as u64;
+        }
+        // A short batch was the last one.
+        self.finished = (ids.len() as i64) < BATCH;
         Ok(people)
     }
 
     /// The person's row, or `None` when they may not be contacted or lack what the format needs.
-    fn row(&self, person: &Person) -> Option<Vec<String>> {
-        let decision = consent::decide(&person.consents, &self.request.purpose, &self.request.channel);
-        if decision != ContactDecision::Allowed || consent::is_minor(&person.traits, self.now) {
+    fn row(&self, person: &ContactSheet) -> Option<Vec<String>> {
+        if person.decision(&self.request.purpose, &self.request.channel, self.now) != ContactDecision::Allowed
+        {
             return None;
         }
         let name = profiles::traits::display_name(&person.traits);
@@ -249,15 +207,6 @@ impl AudienceExport {
             }
         }
     }
-}
-
-struct Person {
-    id: ProfileId,
-    traits: Map<String, Value>,
-    emails: Vec<String>,
-    phones: Vec<String>,
-    /// This purpose's consent records, newest first.
-    consents: Vec<Consent>,
 }
 
 /// Hex SHA-256 of an identifier as stored: emails trimmed and lower-cased, phones in E.164.
