@@ -67,11 +67,7 @@ impl Campaigns {
             created_at: self.now(),
         };
         let txn = scope.begin_write(self.db()).await?;
-        let mut taken = Sql::new("SELECT id FROM channels WHERE tenant_id = ");
-        taken.bind(workspace.as_uuid()).push(" AND name = ").bind(channel.name.clone());
-        if taken.fetch_one(&txn).await?.is_some() {
-            return Err(CampaignsError::Conflict(format!("a channel is already named \"{}\"", channel.name)));
-        }
+        crate::ensure_name_free(&txn, crate::Named::Channel, workspace, &channel.name, None).await?;
         let mut insert = Sql::new(
             "INSERT INTO channels (tenant_id, id, name, kind, mode, adapter, config, secret, created_at, updated_at) VALUES (",
         );

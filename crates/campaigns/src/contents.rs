@@ -108,7 +108,7 @@ impl Campaigns {
             created_at: now,
             updated_at: now,
         };
-        ensure_name_free(&txn, workspace, &content.name, None).await?;
+        crate::ensure_name_free(&txn, crate::Named::Content, workspace, &content.name, None).await?;
         let mut insert =
             Sql::new("INSERT INTO contents (tenant_id, id, name, template, created_at, updated_at) VALUES (");
         insert
@@ -144,7 +144,14 @@ impl Campaigns {
         let mut content = load(&txn, workspace, id).await?;
         if let Some(name) = name {
             content.name = crate::check_name(name, "content")?;
-            ensure_name_free(&txn, workspace, &content.name, Some(id)).await?;
+            crate::ensure_name_free(
+                &txn,
+                crate::Named::Content,
+                workspace,
+                &content.name,
+                Some(id.as_uuid()),
+            )
+            .await?;
         }
         if let Some(template) = template {
             content.template = self.checked_template(&txn, workspace, template).await?;
@@ -351,20 +358,4 @@ fn content_from(row: &QueryResult) -> Result<Content> {
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     })
-}
-
-async fn ensure_name_free<C: ConnectionTrait>(
-    conn: &C,
-    workspace: WorkspaceId,
-    name: &str,
-    except: Option<ContentId>,
-) -> Result<()> {
-    let mut select = Sql::new("SELECT id FROM contents WHERE tenant_id = ");
-    select.bind(workspace.as_uuid()).push(" AND name = ").bind(name.to_owned());
-    if let Some(row) = select.fetch_one(conn).await?
-        && Some(ContentId::from_uuid(row.try_get("", "id")?)) != except
-    {
-        return Err(CampaignsError::Conflict(format!("a content is already named \"{name}\"")));
-    }
-    Ok(())
 }

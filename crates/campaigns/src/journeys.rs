@@ -150,7 +150,7 @@ impl Campaigns {
             updated_at: now,
         };
         let txn = scope.begin_write(self.db()).await?;
-        ensure_name_free(&txn, workspace, &journey.name, None).await?;
+        crate::ensure_name_free(&txn, crate::Named::Journey, workspace, &journey.name, None).await?;
         let mut insert = Sql::new(
             "INSERT INTO journeys (tenant_id, id, name, status, draft, version, reentry, entry_cursor, created_at, updated_at) VALUES (",
         );
@@ -195,7 +195,14 @@ impl Campaigns {
         }
         if let Some(name) = changes.name {
             journey.name = crate::check_name(&name, "journey")?;
-            ensure_name_free(&txn, workspace, &journey.name, Some(id)).await?;
+            crate::ensure_name_free(
+                &txn,
+                crate::Named::Journey,
+                workspace,
+                &journey.name,
+                Some(id.as_uuid()),
+            )
+            .await?;
         }
         if let Some(graph) = changes.graph {
             check_size(&graph)?;
@@ -573,12 +580,7 @@ pub(crate) async fn load<C: ConnectionTrait>(
     workspace: WorkspaceId,
     id: JourneyId,
 ) -> Result<Journey> {
-    let mut select = Sql::new(&format!("SELECT {COLUMNS} FROM journeys WHERE tenant_id = "));
-    select.bind(workspace.as_uuid()).push(" AND id = ").bind(id.as_uuid());
-    match select.fetch_one(conn).await? {
-        Some(row) => journey_from(&row),
-        None => Err(CampaignsError::NotFound),
-    }
+    select_journey(conn, workspace, id, false).await
 }
 
 /// Like [`load`], holding the row so concurrent publishes get consecutive versions.
@@ -587,9 +589,18 @@ async fn load_for_update<C: ConnectionTrait>(
     workspace: WorkspaceId,
     id: JourneyId,
 ) -> Result<Journey> {
+    select_journey(conn, workspace, id, conn.get_database_backend() == sea_orm::DbBackend::Postgres).await
+}
+
+async fn select_journey<C: ConnectionTrait>(
+    conn: &C,
+    workspace: WorkspaceId,
+    id: JourneyId,
+    for_update: bool,
+) -> Result<Journey> {
     let mut select = Sql::new(&format!("SELECT {COLUMNS} FROM journeys WHERE tenant_id = "));
     select.bind(workspace.as_uuid()).push(" AND id = ").bind(id.as_uuid());
-    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+    if for_update {
         select.push(" FOR UPDATE");
     }
     match select.fetch_one(conn).await? {
@@ -612,21 +623,4 @@ fn journey_from(row: &QueryResult) -> Result<Journey> {
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     })
-}
-
-async fn ensure_name_free<C: ConnectionTrait>(
-    conn: &C,
-    workspace: WorkspaceId,
-    name: &str,
-    except: Option<JourneyId>,
-) -> Result<()> {
-    let mut select = Sql::new("SELECT id FROM journeys WHERE tenant_id = ");
-    select.bind(workspace.as_uuid()).push(" AND name = ").bind(name.to_owned());
-    if let Some(row) = select.fetch_one(conn).await? {
-        let id = JourneyId::from_uuid(row.try_get("", "id")?);
-        if Some(id) != except {
-            return Err(CampaignsError::Conflict(format!("a journey is already named \"{name}\"")));
-        }
-    }
-    Ok(())
 }

@@ -40,3 +40,35 @@ pub(crate) fn check_name(name: &str, what: &str) -> Result<String> {
     }
     Ok(name.to_owned())
 }
+
+/// Names are unique per workspace among channels, contents and journeys (`table`): a clear
+/// conflict rather than the unique index's error. `except` is the object being renamed.
+pub(crate) async fn ensure_name_free<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    table: Named,
+    workspace: kernel::WorkspaceId,
+    name: &str,
+    except: Option<uuid::Uuid>,
+) -> Result<()> {
+    let (table, what) = match table {
+        Named::Channel => ("channels", "channel"),
+        Named::Content => ("contents", "content"),
+        Named::Journey => ("journeys", "journey"),
+    };
+    let mut select = platform::sql::Sql::new(&format!("SELECT id FROM {table} WHERE tenant_id = "));
+    select.bind(workspace.as_uuid()).push(" AND name = ").bind(name.to_owned());
+    if let Some(row) = select.fetch_one(conn).await?
+        && Some(row.try_get::<uuid::Uuid>("", "id")?) != except
+    {
+        return Err(CampaignsError::Conflict(format!("a {what} is already named \"{name}\"")));
+    }
+    Ok(())
+}
+
+/// What [`ensure_name_free`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Named {
+    Channel,
+    Content,
+    Journey,
+}
