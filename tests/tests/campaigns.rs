@@ -1207,6 +1207,97 @@ async fn webhooks_cannot_reach_private_addresses_unless_allowed(backend: Backend
     assert!(reason.contains("private"), "{reason}");
 }
 
+async fn previews_pauses_and_reentry_after_exit(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Mail", email_template()).await;
+    setup.people("r", 1).await;
+    let person = setup.profile_of("r0").await;
+    setup.consent(&person, "email", true).await;
+
+    // The builder's preview renders for a real person; a variant the content lacks is refused.
+    let preview = setup
+        .gql("query($w: ID!, $id: ID!, $p: ID!) { contentPreview(workspaceId: $w, id: $id, variant: \"email\", profileId: $p) { fields } }",
+             json!({"w": setup.workspace, "id": content, "p": person}))
+        .await;
+    assert_eq!(preview.data("contentPreview.fields")["subject"], json!("Hello Ada0"), "{:?}", preview.body);
+    setup
+        .gql("query($w: ID!, $id: ID!, $p: ID!) { contentPreview(workspaceId: $w, id: $id, variant: \"sms\", profileId: $p) { fields } }",
+             json!({"w": setup.workspace, "id": content, "p": person}))
+        .await
+        .expect_code("BAD_USER_INPUT");
+
+    // Send settings read back as they were set.
+    set_settings(
+        &setup,
+        json!({"timezone": "Europe/Paris", "quietHoursStart": "22:00", "quietHoursEnd": "07:30",
+        "frequencyCaps": [{"channel": null, "windowSeconds": 3600, "maxSends": 5}]}),
+    )
+    .await;
+    let settings = setup
+        .gql("query($w: ID!) { sendSettings(workspaceId: $w) { timezone quietHoursStart quietHoursEnd frequencyCaps { channel windowSeconds maxSends } } }",
+             json!({"w": setup.workspace}))
+        .await;
+    assert_eq!(
+        settings.data("sendSettings"),
+        &json!({"timezone": "Europe/Paris", "quietHoursStart": "22:00",
+        "quietHoursEnd": "07:30", "frequencyCaps": [{"channel": null, "windowSeconds": 3600, "maxSends": 5}]})
+    );
+    set_settings(&setup, json!({"timezone": "UTC", "frequencyCaps": []})).await;
+
+    let created = setup
+        .gql("mutation($w: ID!, $g: JSON!) { createJourney(input: {workspaceId: $w, name: \"Again\", graph: $g, reentry: \"after_exit\"}) { id reentry } }",
+             json!({"w": setup.workspace, "g": send_journey(&setup.segment, json!([
+                {"id": "send", "type": "send", "channel": channel, "content": content, "next": "end"},
+                {"id": "end", "type": "exit"}]))}))
+        .await;
+    assert_eq!(created.data("createJourney.reentry"), &json!("after_exit"));
+    let journey = created.str("createJourney.id");
+    setup.publish(&journey).await;
+    let status = |status: &'static str| {
+        let setup = &setup;
+        let journey = journey.clone();
+        async move {
+            setup
+                .gql("mutation($w: ID!, $id: ID!, $s: JourneyStatus!) { setJourneyStatus(workspaceId: $w, id: $id, status: $s) { status } }",
+                     json!({"w": setup.workspace, "id": journey, "s": status}))
+                .await
+        }
+    };
+    let plan = |plan: &'static str| {
+        let setup = &setup;
+        async move {
+            let (code, _) = setup
+                .app
+                .track("identify", Some(&setup.key), &json!({"userId": "r0", "traits": {"plan": plan}}))
+                .await;
+            assert_eq!(code, 200);
+        }
+    };
+    // Leave and enter the segment again: a first passage, sent once.
+    plan("free").await;
+    setup.app.run_journeys().await;
+    plan("pro").await;
+    setup.app.run_journeys().await;
+    assert_eq!(receiver.received().len(), 1);
+
+    // Paused: people who enter wait; nobody moves until it resumes.
+    assert_eq!(status("PAUSED").await.data("setJourneyStatus.status"), &json!("PAUSED"));
+    plan("free").await;
+    setup.app.run_journeys().await;
+    plan("pro").await;
+    setup.app.run_journeys().await;
+    assert_eq!(receiver.received().len(), 1, "nothing is sent while paused");
+    status("DRAFT").await.expect_code("CONFLICT");
+    assert_eq!(status("ACTIVE").await.data("setJourneyStatus.status"), &json!("ACTIVE"));
+    setup.app.run_journeys().await;
+    assert_eq!(receiver.received().len(), 2, "after their first passage ended, they went through again");
+    let report = setup.report(&journey).await;
+    assert_eq!(count(&report, "byStatus", "completed"), 2);
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -1223,4 +1314,5 @@ on_both_backends!(
     a_decision_channel_shows_the_offer_a_journey_chose,
     an_audience_channel_gets_the_segment_as_a_file_of_the_contactable,
     webhooks_cannot_reach_private_addresses_unless_allowed,
+    previews_pauses_and_reentry_after_exit,
 );

@@ -15,7 +15,7 @@ use kernel::{JourneyId, ProfileId};
 use platform::sql::Sql;
 use platform::{Backend, TenantScope};
 use sea_orm::ConnectionTrait;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -198,34 +198,9 @@ impl Campaigns {
             }
         }
         for (journey, (version, reentry, first_step, performed)) in by_journey {
-            let mut existing = Sql::new(
-                "SELECT profile_id, status, trigger_event_id FROM journey_enrollments WHERE tenant_id = ",
-            );
-            existing
-                .bind(tenant)
-                .push(" AND journey_id = ")
-                .bind(journey.as_uuid())
-                .push(" AND profile_id IN ")
-                .bind_list(performed.iter().map(|e| e.profile.as_uuid()));
-            let mut blocked: HashSet<ProfileId> = HashSet::new();
-            let mut used: HashSet<Uuid> = HashSet::new();
-            for row in existing.fetch_all(conn).await? {
-                let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
-                let status: String = row.try_get("", "status")?;
-                if let Some(trigger) = row.try_get::<Option<Uuid>>("", "trigger_event_id")? {
-                    used.insert(trigger);
-                }
-                if reentry == Reentry::Never || status == "active" {
-                    blocked.insert(profile);
-                }
-            }
-            let mut starting: Vec<(ProfileId, Option<Uuid>)> = Vec::new();
-            for event in performed {
-                // A new passage is active: it blocks the same person's later events here too.
-                if !used.contains(&event.id) && blocked.insert(event.profile) {
-                    starting.push((event.profile, Some(event.id)));
-                }
-            }
+            let candidates: Vec<(ProfileId, Option<Uuid>)> =
+                performed.iter().map(|event| (event.profile, Some(event.id))).collect();
+            let starting = crate::executor::admissible(conn, tenant, journey, reentry, &candidates).await?;
             crate::executor::insert_enrollments(conn, tenant, journey, version, first_step, &starting, now)
                 .await?;
             entered += starting.len();

@@ -120,32 +120,12 @@ impl Campaigns {
             )
             .await?;
             let Some(last) = entries.last().map(|e| e.id) else { continue };
-            let profiles: Vec<ProfileId> = entries.iter().map(|e| e.profile).collect();
-            let mut existing =
-                Sql::new("SELECT profile_id, status FROM journey_enrollments WHERE tenant_id = ");
-            existing
-                .bind(tenant)
-                .push(" AND journey_id = ")
-                .bind(journey.as_uuid())
-                .push(" AND profile_id IN ")
-                .bind_list(profiles.iter().map(ProfileId::as_uuid));
-            let mut blocked: HashSet<ProfileId> = HashSet::new();
-            for row in existing.fetch_all(&txn).await? {
-                let status: String = row.try_get("", "status")?;
-                if reentry == Reentry::Never || status == "active" {
-                    blocked.insert(ProfileId::from_uuid(row.try_get("", "profile_id")?));
-                }
-            }
+            let candidates: Vec<(ProfileId, Option<Uuid>)> =
+                entries.iter().map(|e| (e.profile, None)).collect();
+            let people = admissible(&txn, tenant, journey, reentry, &candidates).await?;
             let first_step = loaded.published.graph.entry.next.clone();
-            let mut new: Vec<ProfileId> = Vec::new();
-            for profile in profiles {
-                if blocked.insert(profile) {
-                    new.push(profile);
-                }
-            }
-            let people: Vec<(ProfileId, Option<Uuid>)> = new.iter().map(|p| (*p, None)).collect();
             insert_enrollments(&txn, tenant, journey, version, &first_step, &people, now).await?;
-            enrolled += new.len();
+            enrolled += people.len();
             let mut advance = Sql::new("UPDATE journeys SET entry_cursor = ");
             advance
                 .bind(last)
@@ -313,6 +293,46 @@ async fn journey_names<C: ConnectionTrait>(
         names.insert(JourneyId::from_uuid(row.try_get("", "id")?), row.try_get("", "name")?);
     }
     Ok(names)
+}
+
+/// Who among `candidates` (a person, and the event that would start them, if any) may enter
+/// `journey` now, in order: never twice for one event, and by the re-entry policy — never
+/// again, or again once their previous passage has ended. A passage started here blocks the
+/// same person's later candidates too.
+pub(crate) async fn admissible<C: ConnectionTrait>(
+    conn: &C,
+    tenant: Uuid,
+    journey: JourneyId,
+    reentry: Reentry,
+    candidates: &[(ProfileId, Option<Uuid>)],
+) -> Result<Vec<(ProfileId, Option<Uuid>)>> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut existing =
+        Sql::new("SELECT profile_id, status, trigger_event_id FROM journey_enrollments WHERE tenant_id = ");
+    existing
+        .bind(tenant)
+        .push(" AND journey_id = ")
+        .bind(journey.as_uuid())
+        .push(" AND profile_id IN ")
+        .bind_list(candidates.iter().map(|(profile, _)| profile.as_uuid()));
+    let mut blocked: HashSet<ProfileId> = HashSet::new();
+    let mut used: HashSet<Uuid> = HashSet::new();
+    for row in existing.fetch_all(conn).await? {
+        if let Some(trigger) = row.try_get::<Option<Uuid>>("", "trigger_event_id")? {
+            used.insert(trigger);
+        }
+        let status: String = row.try_get("", "status")?;
+        if reentry == Reentry::Never || status == "active" {
+            blocked.insert(ProfileId::from_uuid(row.try_get("", "profile_id")?));
+        }
+    }
+    Ok(candidates
+        .iter()
+        .filter(|(profile, trigger)| !trigger.is_some_and(|t| used.contains(&t)) && blocked.insert(*profile))
+        .copied()
+        .collect())
 }
 
 /// Puts people at the first step of a journey's version, due now; `Some(event)` when an event
