@@ -24,7 +24,16 @@ struct Setup {
 /// An app whose background workers are off (the test runs each round), a workspace with a
 /// write key, and a segment of everyone on the pro plan.
 async fn setup(backend: Backend) -> Setup {
-    let app = spawn_app_with(backend, |settings| settings.workers = false).await;
+    setup_with(backend, |_| {}).await
+}
+
+/// Like [`setup`], with a chance to change the settings first.
+async fn setup_with(backend: Backend, configure: impl FnOnce(&mut platform::Settings)) -> Setup {
+    let app = spawn_app_with(backend, |settings| {
+        settings.workers = false;
+        configure(settings);
+    })
+    .await;
     let (token, workspace, key) = app.tracking_workspace().await;
     let created = app
         .gql(
@@ -598,24 +607,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered_with_the_reason(backen
 }
 
 async fn a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys(backend: Backend) {
-    let setup = {
-        let app = passerelle_tests::spawn_app_with(backend, |settings| {
-            settings.workers = false;
-            settings.delivery_lease_seconds = 1;
-        })
-        .await;
-        let (token, workspace, key) = app.tracking_workspace().await;
-        let created = app
-            .gql(
-                "mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"Pro\",
-                   definition: {text: \"trait plan = \\\"pro\\\"\"}}) { id } }",
-                json!({"w": workspace}),
-                Some(&token),
-            )
-            .await;
-        let segment = created.str("createSegment.id");
-        Setup { app, token, workspace, key, segment }
-    };
+    let setup = setup_with(backend, |settings| settings.delivery_lease_seconds = 1).await;
     seed(&setup).await;
     let receiver = Receiver::start_with_delay(std::time::Duration::from_millis(300)).await;
     let (channel, _) = setup.webhook_channel("Slow", "email", &receiver).await;
@@ -1137,24 +1129,7 @@ async fn an_audience_channel_gets_the_segment_as_a_file_of_the_contactable(backe
 }
 
 async fn webhooks_cannot_reach_private_addresses_unless_allowed(backend: Backend) {
-    let setup = {
-        let app = passerelle_tests::spawn_app_with(backend, |settings| {
-            settings.workers = false;
-            settings.webhooks_to_private_addresses = false;
-        })
-        .await;
-        let (token, workspace, key) = app.tracking_workspace().await;
-        let segment = app
-            .gql(
-                "mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"Pro\",
-                    definition: {text: \"trait plan = \\\"pro\\\"\"}}) { id } }",
-                json!({"w": workspace}),
-                Some(&token),
-            )
-            .await
-            .str("createSegment.id");
-        Setup { app, token, workspace, key, segment }
-    };
+    let setup = setup_with(backend, |settings| settings.webhooks_to_private_addresses = false).await;
     seed(&setup).await;
     let receiver = Receiver::start().await;
     let create = |url: String| {
