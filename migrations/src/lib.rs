@@ -18,6 +18,7 @@ mod m0008_profile_changes;
 mod m0009_segment_indexes;
 mod m0010_campaigns;
 mod m0011_journey_events;
+mod m0012_suppressions_schedules;
 
 pub use sea_orm_migration;
 
@@ -55,6 +56,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "frequency_caps",
     "journey_event_cursors",
     "offers",
+    "address_suppressions",
 ];
 
 pub struct Migrator;
@@ -74,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_segment_indexes::Migration),
             Box::new(m0010_campaigns::Migration),
             Box::new(m0011_journey_events::Migration),
+            Box::new(m0012_suppressions_schedules::Migration),
         ]
     }
 }
@@ -151,6 +154,7 @@ mod tests {
             super::m0008_profile_changes::TENANT_TABLES,
             super::m0010_campaigns::TENANT_TABLES,
             super::m0011_journey_events::TENANT_TABLES,
+            super::m0012_suppressions_schedules::TENANT_TABLES,
         ]
         .concat();
         assert_eq!(steps, super::TENANT_TABLES);

@@ -1273,6 +1273,238 @@ async fn previews_pauses_and_reentry_after_exit(backend: Backend) {
     assert_eq!(count(&report, "byStatus", "completed"), 2);
 }
 
+/// Everyone in the segment at the scheduled moment enters; a one-off in the past is refused;
+/// a weekly schedule moves on to the next week once its run is done.
+async fn a_scheduled_journey_enrolls_the_whole_segment_at_its_time(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Digest", email_template()).await;
+    // Members before the journey exists: a segment-entry journey would not take them.
+    setup.people("s", 4).await;
+    for i in 0..4 {
+        let person = setup.profile_of(&format!("s{i}")).await;
+        setup.consent(&person, "email", true).await;
+    }
+    let steps = json!([
+        {"id": "mail", "type": "send", "channel": channel, "content": content, "next": "end"},
+        {"id": "end", "type": "exit"}]);
+    let graph = |at: chrono::DateTime<chrono::Utc>, every: Option<u32>| {
+        let mut trigger = json!({"type": "schedule", "segment": setup.segment, "at": at.to_rfc3339()});
+        if let Some(days) = every {
+            trigger["every_days"] = json!(days);
+        }
+        json!({"entry": {"trigger": trigger, "next": "mail"}, "steps": steps})
+    };
+    let now = chrono::Utc::now();
+    let past = setup.journey("Yesterday", graph(now - chrono::Duration::days(1), None)).await;
+    let refused = setup.publish(&past).await;
+    refused.expect_code("BAD_USER_INPUT");
+    assert!(format!("{:?}", refused.body).contains("schedule_in_past"), "{:?}", refused.body);
+    let too_often = setup.journey("Too often", graph(now, Some(0))).await;
+    assert!(format!("{:?}", setup.publish(&too_often).await.body).contains("invalid_schedule"));
+
+    let at = now + chrono::Duration::seconds(2);
+    let weekly = setup.journey("Weekly digest", graph(at, Some(7))).await;
+    let published = setup.publish(&weekly).await;
+    assert_eq!(published.data("publishJourney.status"), &json!("ACTIVE"), "{:?}", published.body);
+    let next_run = || {
+        let (setup, weekly) = (&setup, weekly.clone());
+        async move {
+            let answer = setup
+                .gql(
+                    "query($w: ID!, $id: ID!) { journey(workspaceId: $w, id: $id) { nextScheduledRun scheduledRunInProgress } }",
+                    json!({"w": setup.workspace, "id": weekly}),
+                )
+                .await;
+            assert_eq!(answer.data("journey.scheduledRunInProgress"), &Value::Null);
+            chrono::DateTime::parse_from_rfc3339(&answer.str("journey.nextScheduledRun")).unwrap()
+        }
+    };
+    assert_eq!(next_run().await.timestamp(), at.timestamp());
+    setup.app.run_journeys().await;
+    assert_eq!(receiver.received().len(), 0, "nobody enters before the scheduled time");
+    tokio::time::sleep((at - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    let (round, _) = setup.app.run_journeys().await;
+    assert_eq!(round.enrolled, 4, "the four members at that moment; the seed is not on the pro plan");
+    assert_eq!(receiver.received().len(), 4);
+    assert_eq!(next_run().await.timestamp(), (at + chrono::Duration::days(7)).timestamp());
+    let (round, _) = setup.app.run_journeys().await;
+    assert_eq!((round.enrolled, receiver.received().len()), (0, 4), "the run is over until next week");
+}
+
+/// A hard bounce and a complaint put the address the message went to on the suppression list;
+/// imported addresses join it; no later send goes to a suppressed address, and the report
+/// says so; an administrator can lift a suppression.
+async fn hard_bounces_complaints_and_imported_lists_suppress_addresses(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Mail", email_template()).await;
+    let journey = setup
+        .journey(
+            "Two mails",
+            send_journey(
+                &setup.segment,
+                json!([
+            {"id": "first", "type": "send", "channel": channel, "content": content, "next": "pause"},
+            {"id": "pause", "type": "wait", "seconds": 1, "next": "second"},
+            {"id": "second", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+            ),
+        )
+        .await;
+    setup.publish(&journey).await;
+    setup.people("b", 4).await;
+    let mut people = Vec::new();
+    for i in 0..4 {
+        let person = setup.profile_of(&format!("b{i}")).await;
+        setup.consent(&person, "email", true).await;
+        people.push(person);
+    }
+    setup.app.run_journeys().await;
+    let first = receiver.received();
+    assert_eq!(first.len(), 4);
+    let key_of = |address: &str| {
+        first.iter().find(|r| r.body.contains(address)).and_then(|r| r.idempotency_key.clone()).unwrap()
+    };
+    for (address, kind) in [("b0@example.com", "HARD_BOUNCE"), ("b1@example.com", "COMPLAINT")] {
+        let answer = setup
+            .gql(
+                "mutation($w: ID!, $k: String!, $kind: SendFeedback!) {
+                    recordSendFeedback(workspaceId: $w, key: $k, kind: $kind) }",
+                json!({"w": setup.workspace, "k": key_of(address), "kind": kind}),
+            )
+            .await;
+        assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+    }
+    let imported = setup
+        .gql(
+            "mutation($w: ID!, $a: [String!]!) { suppressAddresses(workspaceId: $w, kind: EMAIL, addresses: $a) {
+               added alreadySuppressed rejected { index message } } }",
+            json!({"w": setup.workspace, "a": ["  B2@Example.COM ", "not an address", "b0@example.com"]}),
+        )
+        .await;
+    assert_eq!(imported.data("suppressAddresses.added"), &json!(1), "{:?}", imported.body);
+    assert_eq!(imported.data("suppressAddresses.alreadySuppressed"), &json!(1));
+    assert_eq!(imported.data("suppressAddresses.rejected.0.index"), &json!(1));
+    let lookup = |address: &'static str| {
+        let setup = &setup;
+        async move {
+            setup
+                .gql(
+                    "query($w: ID!, $a: String!) { addressSuppression(workspaceId: $w, kind: EMAIL, address: $a) {
+                       reason source } }",
+                    json!({"w": setup.workspace, "a": address}),
+                )
+                .await
+        }
+    };
+    let bounced = lookup("B0@example.com").await;
+    assert_eq!(bounced.data("addressSuppression.reason"), &json!("HARD_BOUNCE"), "{:?}", bounced.body);
+    assert!(bounced.str("addressSuppression.source").starts_with("feedback:"));
+    assert_eq!(lookup("b1@example.com").await.data("addressSuppression.reason"), &json!("COMPLAINT"));
+    assert_eq!(lookup("b3@example.com").await.data("addressSuppression"), &Value::Null);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    setup.app.run_journeys().await;
+    let second: Vec<_> = receiver.received().into_iter().skip(4).collect();
+    assert_eq!(second.len(), 1, "only b3 is still reachable");
+    assert!(second[0].body.contains("b3@example.com"));
+    let blocks = setup.blocks(&journey).await;
+    assert_eq!(blocks[&people[0]], vec!["suppressed".to_owned()]);
+    assert_eq!(
+        blocks[&people[1]],
+        vec!["consent_withdrawn".to_owned()],
+        "a complaint also withdraws consent"
+    );
+    assert_eq!(blocks[&people[2]], vec!["suppressed".to_owned()]);
+
+    let lifted = setup
+        .gql(
+            "mutation($w: ID!) { liftAddressSuppression(workspaceId: $w, kind: EMAIL, address: \"b2@example.com\") }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    assert_eq!(lifted.data("liftAddressSuppression"), &json!(true), "{:?}", lifted.body);
+    assert_eq!(lookup("b2@example.com").await.data("addressSuppression"), &Value::Null);
+    let phone = setup
+        .gql(
+            "mutation($w: ID!) { suppressAddresses(workspaceId: $w, kind: PHONE, addresses: [\"12\"]) { added rejected { index } } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    assert_eq!(phone.data("suppressAddresses.rejected.0.index"), &json!(0), "{:?}", phone.body);
+}
+
+/// A multivariate step draws one level per factor; content reads them as `experiment.*`, the
+/// recorded variant names every level, and a factor no step defines is refused at publish.
+async fn a_multivariate_test_varies_content_by_factor_levels(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup
+        .content(
+            "Offer",
+            json!({"variants": [{"kind": "email",
+                "subject": "{% if experiment.subject == 'short' %}Sale{% else %}Our biggest sale of the year{% endif %}",
+                "body": "Colour {{ experiment.colour }} for {{ profile.first_name }}"}]}),
+        )
+        .await;
+    let graph = |factors: Value| {
+        send_journey(
+            &setup.segment,
+            json!([
+                {"id": "mvt", "type": "multivariate", "factors": factors, "next": "mail"},
+                {"id": "mail", "type": "send", "channel": channel, "content": content, "next": "end"},
+                {"id": "end", "type": "exit"}]),
+        )
+    };
+    let missing = setup
+        .journey("Missing factor", graph(json!([{"name": "subject", "levels": ["short", "long"]}])))
+        .await;
+    let refused = setup.publish(&missing).await;
+    assert!(format!("{:?}", refused.body).contains("unknown_factor"), "{:?}", refused.body);
+
+    let journey = setup
+        .journey(
+            "Two factors",
+            graph(json!([{"name": "subject", "levels": ["short", "long"]},
+                         {"name": "colour", "levels": ["red", "green", "blue"]}])),
+        )
+        .await;
+    let published = setup.publish(&journey).await;
+    assert_eq!(published.data("publishJourney.status"), &json!("ACTIVE"), "{:?}", published.body);
+    setup.people("m", 60).await;
+    for i in 0..60 {
+        let person = setup.profile_of(&format!("m{i}")).await;
+        setup.consent(&person, "email", true).await;
+    }
+    setup.app.run_journeys().await;
+    let received = receiver.received();
+    assert_eq!(received.len(), 60);
+    let mut seen: BTreeMap<String, i64> = BTreeMap::new();
+    for message in &received {
+        let content = &message.json()["content"];
+        let subject = if content["subject"] == "Sale" { "short" } else { "long" };
+        let body = content["body"].as_str().unwrap();
+        let colour = body.strip_prefix("Colour ").unwrap().split(' ').next().unwrap();
+        *seen.entry(format!("subject={subject},colour={colour}")).or_default() += 1;
+    }
+    let report = setup.report(&journey).await;
+    let recorded: BTreeMap<String, i64> = report["byVariant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap().to_owned(), c["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(recorded, seen, "what each person received is the variant recorded for them");
+    assert!(seen.len() >= 5, "60 people spread over the 6 combinations: {seen:?}");
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -1290,4 +1522,7 @@ on_both_backends!(
     an_audience_channel_gets_the_segment_as_a_file_of_the_contactable,
     webhooks_cannot_reach_private_addresses_unless_allowed,
     previews_pauses_and_reentry_after_exit,
+    a_scheduled_journey_enrolls_the_whole_segment_at_its_time,
+    hard_bounces_complaints_and_imported_lists_suppress_addresses,
+    a_multivariate_test_varies_content_by_factor_levels,
 );

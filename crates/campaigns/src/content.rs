@@ -57,8 +57,9 @@ pub const MAX_INCLUDE_DEPTH: usize = 8;
 /// Longest block name. Names appear in `{% include "..." %}` and in the editor, so they stay short.
 pub const MAX_BLOCK_NAME_CHARS: usize = 64;
 
-/// Names the render context provides at the top level.
-pub const TOP_LEVEL_VARIABLES: [&str; 2] = ["profile", "journey"];
+/// Names the render context provides at the top level (`experiment` holds the person's levels
+/// in a multivariate test; which factors exist is checked when a journey is published).
+pub const TOP_LEVEL_VARIABLES: [&str; 3] = ["profile", "journey", "experiment"];
 
 /// The only attributes of `journey` a template may use.
 pub const JOURNEY_ATTRIBUTES: [&str; 2] = ["name", "step"];

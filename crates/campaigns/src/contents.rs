@@ -235,6 +235,7 @@ impl Campaigns {
         scope: &TenantScope,
         id: ContentId,
         kind: ChannelKind,
+        factors: &BTreeSet<&str>,
     ) -> Result<std::result::Result<ContentSnapshot, Vec<Problem>>> {
         let workspace = WorkspaceId::from_uuid(scope.tenant_id().as_uuid());
         let content = match load(conn, workspace, id).await {
@@ -278,6 +279,26 @@ impl Campaigns {
             .map(str::to_owned)
             .collect();
         let names: Vec<String> = names.into_iter().collect();
+        // A multivariate factor the journey does not define would fail at every send.
+        let unknown_factors: Vec<Problem> = info
+            .variables()
+            .into_iter()
+            .filter_map(|variable| variable.strip_prefix("experiment."))
+            .map(|path| path.split('.').next().unwrap_or(path))
+            .filter(|factor| !factors.contains(factor))
+            .map(|factor| Problem {
+                code: "unknown_factor".into(),
+                location: None,
+                message: format!(
+                    "\"{}\" uses \"experiment.{factor}\", but no multivariate step of this journey has a factor \
+                     named \"{factor}\".",
+                    content.name
+                ),
+            })
+            .collect();
+        if !unknown_factors.is_empty() {
+            return Ok(Err(unknown_factors));
+        }
         let in_use = segments::journeys::traits_in_use(conn, scope, &names, self.now()).await?;
         let known = |path: &str| {
             let name = path.split('.').next().unwrap_or(path);

@@ -77,6 +77,7 @@ impl Campaigns {
         for workspace in work_queue::marked(self.db().connection(), JOURNEYS_WORK, sweep).await? {
             let scope = self.tenancy().queued_work_scope(workspace).await?;
             total.enrolled += self.enroll(&scope).await?;
+            total.enrolled += self.enroll_scheduled(&scope).await?;
             total.enrolled += self.react_to_events(&scope).await?;
             loop {
                 let (round, taken) = self.advance_batch(&scope).await?;

@@ -1,7 +1,9 @@
 //! What happens after a send: providers report deliveries, opens, clicks, bounces, complaints
 //! and unsubscribes by the idempotency key they received. Each becomes a touchpoint with the
 //! send's channel, journey, step and variant, for measurement; an unsubscribe or a complaint
-//! also withdraws the person's consent for that channel, so nothing more is sent there.
+//! also withdraws the person's consent for that channel, so nothing more is sent there; a hard
+//! bounce or a complaint puts the address the message went to on the suppression list, so no
+//! journey sends to it again whoever holds it.
 
 use crate::error::{CampaignsError, Result};
 use crate::executor::PURPOSE;
@@ -9,6 +11,8 @@ use crate::executor::{Touch, insert_touchpoints};
 use crate::service::Campaigns;
 use kernel::{ChannelId, JourneyId, ProfileId, WorkspaceId};
 use platform::sql::Sql;
+use profiles::address_suppressions::{self, SuppressionReason};
+use profiles::{Identity, IdentityKind};
 use tenancy::{Actor, Permission};
 
 /// What a provider reports about a send.
@@ -17,7 +21,10 @@ pub enum Feedback {
     Delivery,
     Open,
     Click,
+    /// A bounce the provider may retry or that may not last (a full mailbox).
     Bounce,
+    /// The address does not exist: it is suppressed.
+    HardBounce,
     Complaint,
     Unsubscribe,
 }
@@ -29,14 +36,32 @@ impl Feedback {
             Feedback::Open => "open",
             Feedback::Click => "click",
             Feedback::Bounce => "bounce",
+            Feedback::HardBounce => "hard_bounce",
             Feedback::Complaint => "complaint",
             Feedback::Unsubscribe => "unsubscribe",
+        }
+    }
+
+    /// The touchpoint it becomes: measurement counts bounces, whatever their kind.
+    fn touchpoint_kind(self) -> &'static str {
+        match self {
+            Feedback::HardBounce => "bounce",
+            other => other.as_str(),
         }
     }
 
     /// Whether the person asked, in effect, for no more messages on this channel.
     fn withdraws_consent(self) -> bool {
         matches!(self, Feedback::Unsubscribe | Feedback::Complaint)
+    }
+
+    /// Why the address the message went to must not be used again, if it must not.
+    fn suppresses_address(self) -> Option<SuppressionReason> {
+        match self {
+            Feedback::HardBounce => Some(SuppressionReason::HardBounce),
+            Feedback::Complaint => Some(SuppressionReason::Complaint),
+            _ => None,
+        }
     }
 }
 
@@ -60,7 +85,7 @@ impl Campaigns {
         let now = self.now();
         let txn = scope.begin_write(self.db()).await?;
         let mut send = Sql::new(
-            "SELECT profile_id, journey_id, step, channel_id, channel, variant FROM outbox WHERE tenant_id = ",
+            "SELECT profile_id, journey_id, step, channel_id, channel, variant, payload FROM outbox WHERE tenant_id = ",
         );
         send.bind(tenant).push(" AND idempotency_key = ").bind(key.to_owned());
         let row = send.fetch_one(&txn).await?.ok_or(CampaignsError::NotFound)?;
@@ -68,7 +93,7 @@ impl Campaigns {
         let channel: String = row.try_get("", "channel")?;
         let touch = Touch {
             profile,
-            kind: feedback.as_str(),
+            kind: feedback.touchpoint_kind(),
             channel: channel.clone(),
             channel_id: ChannelId::from_uuid(row.try_get("", "channel_id")?),
             journey: JourneyId::from_uuid(row.try_get("", "journey_id")?),
@@ -77,6 +102,13 @@ impl Campaigns {
             device: device.map(str::to_owned),
         };
         insert_touchpoints(&txn, tenant, [touch], now).await?;
+        if let Some(reason) = feedback.suppresses_address() {
+            let payload: serde_json::Value = row.try_get("", "payload")?;
+            if let Some(address) = sent_to(&channel, &payload) {
+                let source = format!("feedback:{key}");
+                address_suppressions::suppress(&txn, &scope, &address, reason, &source, now).await?;
+            }
+        }
         txn.commit().await?;
         if feedback.withdraws_consent() {
             let input = profiles::consent::ConsentInput {
@@ -89,4 +121,16 @@ impl Campaigns {
         }
         Ok(profile)
     }
+}
+
+/// The address a send went to, as the adapter received it (`profile.email` or `profile.phone`
+/// of the payload), already normalised when it was read from the identity graph.
+fn sent_to(channel: &str, payload: &serde_json::Value) -> Option<Identity> {
+    let (kind, field) = match channel {
+        "email" => (IdentityKind::Email, "email"),
+        "sms" => (IdentityKind::Phone, "phone"),
+        _ => return None,
+    };
+    let value = payload.get("profile")?.get(field)?.as_str()?;
+    Some(Identity { kind, value: value.to_owned() })
 }

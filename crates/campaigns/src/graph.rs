@@ -21,6 +21,12 @@ pub const MAX_STEPS: usize = 200;
 pub const MAX_STEP_ID_CHARS: usize = 64;
 /// Longest single pause (a leap year). Longer waits are almost always a typo in the unit.
 pub const MAX_WAIT_SECONDS: u64 = 366 * 86_400;
+/// Factors of one multivariate step.
+pub const MAX_FACTORS: usize = 4;
+/// Levels of one factor.
+pub const MAX_FACTOR_LEVELS: usize = 6;
+/// The longest period of a repeating schedule.
+pub const MAX_SCHEDULE_EVERY_DAYS: u32 = 366;
 /// A split needs at least two variants to be an experiment.
 pub const MIN_SPLIT_VARIANTS: usize = 2;
 /// More variants than this would leave each one too few people to learn anything.
@@ -73,6 +79,8 @@ pub mod codes {
     pub const INVALID_TRAIT: &str = "invalid_trait";
     /// Two goal steps listen for the same event.
     pub const DUPLICATE_GOAL: &str = "duplicate_goal";
+    /// A schedule that repeats more often than daily or less often than yearly.
+    pub const INVALID_SCHEDULE: &str = "invalid_schedule";
 }
 
 /// One problem found while parsing or validating a journey.
@@ -115,8 +123,14 @@ pub enum Trigger {
     SegmentEntered { segment: Uuid },
     /// Someone performs an event.
     EventPerformed { event: String },
-    /// Everyone in a segment at a given time.
-    Schedule { at: DateTime<Utc>, segment: Uuid },
+    /// Everyone in a segment at a given time, once or every `every_days` days at the same local
+    /// time in the workspace's timezone (see [`crate::schedule`]).
+    Schedule {
+        at: DateTime<Utc>,
+        segment: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        every_days: Option<u32>,
+    },
 }
 
 /// One node of the journey. The JSON is flat: `{"id": "...", "type": "wait", "seconds": 60, ...}`.
@@ -150,6 +164,10 @@ pub enum StepKind {
     },
     /// A/B/n random split (see [`crate::assignment::choose`]).
     Split { variants: Vec<SplitVariant> },
+    /// A multivariate test: each factor's level is drawn independently and evenly, so every
+    /// combination is equally likely. Content reads the person's levels as
+    /// `experiment.<factor>`; the person's variant is recorded as `factor=level,…`.
+    Multivariate { factors: Vec<Factor>, next: String },
     /// `percent` of people are a control group that leaves here (and is recorded as such);
     /// the rest go to `next`.
     Holdout { percent: u8, next: String },
@@ -166,6 +184,14 @@ pub enum StepKind {
     },
     /// Leave the journey.
     Exit,
+}
+
+/// One factor of a [`StepKind::Multivariate`] and its levels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Factor {
+    pub name: String,
+    pub levels: Vec<String>,
 }
 
 /// One arm of a [`StepKind::Split`].
@@ -204,6 +230,7 @@ impl StepKind {
             Self::Wait { next, .. }
             | Self::WaitUntil { next, .. }
             | Self::Holdout { next, .. }
+            | Self::Multivariate { next, .. }
             | Self::Send { next, .. }
             | Self::UpdateTrait { next, .. } => vec![(ReferenceLabel::Next, next.as_str())],
             Self::WaitForEvent { next, timeout_next, .. } => {
@@ -360,6 +387,14 @@ impl JourneyGraph {
         {
             report.journey_wide(codes::INVALID_EVENT, format!("The entry event name {reason}."));
         }
+        if let Trigger::Schedule { every_days: Some(days), .. } = &self.entry.trigger
+            && !(1..=MAX_SCHEDULE_EVERY_DAYS).contains(days)
+        {
+            report.journey_wide(
+                codes::INVALID_SCHEDULE,
+                format!("A schedule repeats every 1 to {MAX_SCHEDULE_EVERY_DAYS} days, not {days}."),
+            );
+        }
     }
 
     fn check_references(&self, index: &StepIndex<'_>, report: &mut ProblemReport) {
@@ -491,6 +526,7 @@ fn check_step_settings(position: usize, step: &Step, report: &mut ProblemReport)
             }
         }
         StepKind::Split { variants } => check_split(position, id, variants, report),
+        StepKind::Multivariate { factors, .. } => check_factors(position, id, factors, report),
         StepKind::Holdout { percent, .. } => {
             if !(1..=99).contains(percent) {
                 report.at_step(
@@ -557,6 +593,45 @@ fn check_split(position: usize, id: &str, variants: &[SplitVariant], report: &mu
             "The variant weights of step {id:?} add up to {total_weight}; the total must be at most \
              {MAX_SPLIT_TOTAL_WEIGHT}."
         ));
+    }
+}
+
+/// Factor and level names become template variables and the recorded variant
+/// (`factor=level,…`), so they are identifiers.
+fn check_factors(position: usize, id: &str, factors: &[Factor], report: &mut ProblemReport) {
+    let mut problem = |message: String| report.at_step(position, id, codes::INVALID_SPLIT, message);
+    if !(1..=MAX_FACTORS).contains(&factors.len()) {
+        problem(format!(
+            "Step {id:?} has {} factor(s); a multivariate test has 1 to {MAX_FACTORS} factors.",
+            factors.len()
+        ));
+    }
+    let mut seen_factors = HashSet::new();
+    for factor in factors {
+        let name = factor.name.as_str();
+        if !is_valid_trait_name(name) {
+            problem(format!(
+                "Factor {name:?} of step {id:?}: factor names are 1 to {MAX_TRAIT_NAME_CHARS} letters, digits                  or underscores, not starting with a digit."
+            ));
+        } else if !seen_factors.insert(name) {
+            problem(format!("Step {id:?} has more than one factor named {name:?}."));
+        }
+        if !(MIN_SPLIT_VARIANTS..=MAX_FACTOR_LEVELS).contains(&factor.levels.len()) {
+            problem(format!(
+                "Factor {name:?} of step {id:?} has {} level(s); a factor has {MIN_SPLIT_VARIANTS} to                  {MAX_FACTOR_LEVELS} levels.",
+                factor.levels.len()
+            ));
+        }
+        let mut seen_levels = HashSet::new();
+        for level in &factor.levels {
+            if !is_valid_trait_name(level) {
+                problem(format!(
+                    "Level {level:?} of factor {name:?} (step {id:?}): levels are 1 to {MAX_TRAIT_NAME_CHARS}                      letters, digits or underscores, not starting with a digit."
+                ));
+            } else if !seen_levels.insert(level.as_str()) {
+                problem(format!("Factor {name:?} of step {id:?} lists the level {level:?} twice."));
+            }
+        }
     }
 }
 
@@ -1121,9 +1196,39 @@ mod tests {
     }
 
     #[test]
+    fn multivariate_factors_and_schedules_are_checked() {
+        let journey = |factors: Value, every_days: u32| {
+            json!({
+                "entry": { "trigger": { "type": "schedule", "at": "2025-03-01T09:00:00Z", "segment": SEGMENT,
+                                        "every_days": every_days }, "next": "mvt" },
+                "steps": [
+                    { "id": "mvt", "type": "multivariate", "factors": factors, "next": "exit" },
+                    { "id": "exit", "type": "exit" } ]
+            })
+        };
+        let good = json!([{ "name": "subject", "levels": ["short", "long"] }]);
+        assert!(JourneyGraph::parse_and_validate(&journey(good.clone(), 7)).is_ok());
+        let codes_of = |json: Value| -> Vec<&'static str> {
+            JourneyGraph::parse_and_validate(&json).unwrap_err().into_iter().map(|p| p.code).collect()
+        };
+        assert_eq!(codes_of(journey(good, 0)), vec![codes::INVALID_SCHEDULE]);
+        for bad in [
+            json!([]),
+            json!([{ "name": "subject", "levels": ["only"] }]),
+            json!([{ "name": "subject", "levels": ["a", "a"] }]),
+            json!([{ "name": "sub,ject", "levels": ["a", "b"] }]),
+            json!([{ "name": "subject", "levels": ["a=1", "b"] }]),
+            json!([{ "name": "s", "levels": ["a", "b"] }, { "name": "s", "levels": ["a", "b"] }]),
+        ] {
+            assert_eq!(codes_of(journey(bad.clone(), 1)), vec![codes::INVALID_SPLIT], "{bad}");
+        }
+    }
+
+    #[test]
     fn every_step_kind_and_trigger_round_trips() {
         let json = json!({
-            "entry": { "trigger": { "type": "schedule", "at": "2025-03-01T09:00:00Z", "segment": SEGMENT },
+            "entry": { "trigger": { "type": "schedule", "at": "2025-03-01T09:00:00Z", "segment": SEGMENT,
+                                    "every_days": 7 },
                        "next": "start" },
             "steps": [
                 { "id": "start", "type": "wait", "seconds": 60, "next": "until" },
@@ -1133,7 +1238,10 @@ mod tests {
                 { "id": "branch", "type": "branch", "condition": { "all": [] }, "then": "split", "else": "exit" },
                 { "id": "split", "type": "split", "variants": [
                     { "name": "a", "weight": 1, "next": "holdout" }, { "name": "b", "weight": 3, "next": "exit" } ] },
-                { "id": "holdout", "type": "holdout", "percent": 5, "next": "send" },
+                { "id": "holdout", "type": "holdout", "percent": 5, "next": "mvt" },
+                { "id": "mvt", "type": "multivariate", "factors": [
+                    { "name": "subject", "levels": ["short", "long"] },
+                    { "name": "image", "levels": ["a", "b", "c"] } ], "next": "send" },
                 { "id": "send", "type": "send", "channel": EMAIL_CHANNEL, "content": EMAIL_CONTENT,
                   "next": "trait" },
                 { "id": "trait", "type": "update_trait", "name": "vip", "value": { "tier": [1, 2] },

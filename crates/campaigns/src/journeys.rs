@@ -6,7 +6,7 @@
 use crate::error::{CampaignsError, Problem, Result};
 use crate::graph::{JourneyGraph, StepKind, Trigger};
 use crate::service::Campaigns;
-use crate::{channels, contents};
+use crate::{channels, contents, schedule, settings};
 use chrono::{DateTime, Utc};
 use kernel::{ChannelId, ContentId, JourneyId, Page, PageRequest, SegmentId, WorkspaceId};
 use platform::paging::Order;
@@ -88,6 +88,10 @@ pub struct Journey {
     /// The latest published version (0 before the first publish).
     pub version: i32,
     pub reentry: Reentry,
+    /// For a scheduled journey: when its next run starts (`None` once a one-off has run).
+    pub next_scheduled_run: Option<DateTime<Utc>>,
+    /// For a scheduled journey: the run now enrolling its segment's members, if any.
+    pub scheduled_run_in_progress: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -146,6 +150,8 @@ impl Campaigns {
             draft: input.graph,
             version: 0,
             reentry,
+            next_scheduled_run: None,
+            scheduled_run_in_progress: None,
             created_at: now,
             updated_at: now,
         };
@@ -299,6 +305,15 @@ impl Campaigns {
         if awaits {
             update.push(", awaits_events = ").bind(true);
         }
+        // The schedule follows the version just published (a run in progress finishes).
+        let next_run = match &published.graph.entry.trigger {
+            Trigger::Schedule { at, every_days, .. } => {
+                let timezone = settings::workspace_timezone(&txn, workspace.as_uuid()).await?;
+                schedule::occurrence_from(*at, *every_days, timezone, now)
+            }
+            _ => None,
+        };
+        update.push(", schedule_next_at = ").bind(next_run);
         if first_activation && let Trigger::SegmentEntered { segment } = &published.graph.entry.trigger {
             // People already in the segment did not just enter it: start after its latest entry.
             let cursor =
@@ -316,6 +331,7 @@ impl Campaigns {
         work_queue::mark(&txn, JOURNEYS_WORK, workspace.as_uuid(), now).await?;
         txn.commit().await?;
         journey.updated_at = now;
+        journey.next_scheduled_run = next_run;
         Ok(journey)
     }
 
@@ -473,14 +489,25 @@ impl Campaigns {
                 format!("The entry segment {segment} does not exist."),
             ));
         }
-        if matches!(graph.entry.trigger, Trigger::Schedule { .. }) {
+        if let Trigger::Schedule { at, every_days: None, .. } = &graph.entry.trigger
+            && *at < self.now()
+        {
             problems.push(problem(
-                "unsupported_trigger",
+                "schedule_in_past",
                 None,
-                "Scheduled journeys are not supported yet: start on a segment entry or an event.".to_owned(),
+                format!("The schedule's time {at} has passed; choose a later time or a repeat."),
             ));
         }
         let mut published_contents = BTreeMap::new();
+        let factors: std::collections::BTreeSet<&str> = graph
+            .steps
+            .iter()
+            .filter_map(|step| match &step.kind {
+                StepKind::Multivariate { factors, .. } => Some(factors.iter().map(|f| f.name.as_str())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         for step in &graph.steps {
             match &step.kind {
                 StepKind::Branch { condition, .. } => {
@@ -530,7 +557,7 @@ impl Campaigns {
                         ));
                     }
                     let content_id = ContentId::from_uuid(*content);
-                    match self.snapshot_for_send(conn, scope, content_id, channel.kind).await? {
+                    match self.snapshot_for_send(conn, scope, content_id, channel.kind, &factors).await? {
                         Ok(snapshot) => {
                             published_contents.insert(content_id, snapshot);
                         }
@@ -573,7 +600,7 @@ fn check_size(graph: &Value) -> Result<()> {
     Ok(())
 }
 
-const COLUMNS: &str = "tenant_id, id, name, status, draft, version, reentry, created_at, updated_at";
+const COLUMNS: &str = "tenant_id, id, name, status, draft, version, reentry, schedule_next_at, schedule_run_at, created_at, updated_at";
 
 pub(crate) async fn load<C: ConnectionTrait>(
     conn: &C,
@@ -620,6 +647,8 @@ fn journey_from(row: &QueryResult) -> Result<Journey> {
         draft: row.try_get("", "draft")?,
         version: row.try_get("", "version")?,
         reentry: Reentry::parse(&reentry)?,
+        next_scheduled_run: row.try_get("", "schedule_next_at")?,
+        scheduled_run_in_progress: row.try_get("", "schedule_run_at")?,
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     })

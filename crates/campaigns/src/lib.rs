@@ -22,6 +22,7 @@ pub mod graph;
 pub mod journeys;
 pub(crate) mod machine;
 pub mod reports;
+mod schedule;
 mod service;
 pub mod settings;
 pub mod simulation;

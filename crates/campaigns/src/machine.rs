@@ -171,6 +171,25 @@ impl Machine<'_> {
                             run.step = variant.next.clone();
                         }
                     }
+                    StepKind::Multivariate { factors, next } => {
+                        let levels: Vec<String> = factors
+                            .iter()
+                            .map(|factor| {
+                                // One independent draw per factor: its own seed.
+                                let seed = format!("{}:{}:{}", run.journey, step.id, factor.name);
+                                let weights = vec![1; factor.levels.len()];
+                                let chosen =
+                                    assignment::choose(&seed, run.profile.as_uuid(), &weights).unwrap_or(0);
+                                format!(
+                                    "{}={}",
+                                    factor.name,
+                                    factor.levels.get(chosen).map_or("", |l| l.as_str())
+                                )
+                            })
+                            .collect();
+                        run.variant = Some(levels.join(","));
+                        run.step = next.clone();
+                    }
                     StepKind::Holdout { percent, next } => {
                         let seed = format!("{}:{}", run.journey, step.id);
                         if assignment::in_holdout(&seed, run.profile.as_uuid(), *percent) {
@@ -343,13 +362,15 @@ fn decide_send(
         ContactDecision::NoConsent => return SendDecision::Block("no_consent"),
         ContactDecision::ConsentWithdrawn => return SendDecision::Block("consent_withdrawn"),
     }
-    let reachable = match channel.kind {
-        ChannelKind::Email => !sheet.emails.is_empty(),
-        ChannelKind::Sms => !sheet.phones.is_empty(),
-        _ => true,
+    // Suppressed addresses (hard bounces, complaints, do-not-contact lists) are already left
+    // out of the sheet; they are counted so the report can tell why nobody was reachable.
+    let (reachable, suppressed) = match channel.kind {
+        ChannelKind::Email => (!sheet.emails.is_empty(), sheet.suppressed_emails > 0),
+        ChannelKind::Sms => (!sheet.phones.is_empty(), sheet.suppressed_phones > 0),
+        _ => (true, false),
     };
     if !reachable {
-        return SendDecision::Block("no_address");
+        return SendDecision::Block(if suppressed { "suppressed" } else { "no_address" });
     }
     // An inbound channel shows the offer when the person is there and asks: no contact is
     // made, so caps and quiet hours do not apply.
@@ -383,7 +404,20 @@ fn render_context(sheet: &ContactSheet, names: &HashMap<JourneyId, String>, run:
     serde_json::json!({
         "profile": profile,
         "journey": {"name": names.get(&run.journey).cloned().unwrap_or_default(), "step": step},
+        "experiment": experiment_levels(run.variant.as_deref()),
     })
+}
+
+/// The levels of a multivariate variant (`subject=short,image=b`) as `experiment.<factor>`;
+/// empty for an A/B/n arm or no experiment, so a template using a factor the person was not
+/// assigned fails to render rather than showing a blank.
+pub(crate) fn experiment_levels(variant: Option<&str>) -> Map<String, Value> {
+    variant
+        .into_iter()
+        .flat_map(|variant| variant.split(','))
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(factor, level)| (factor.to_owned(), Value::String(level.to_owned())))
+        .collect()
 }
 
 /// What an adapter receives: who, where, and the rendered content.

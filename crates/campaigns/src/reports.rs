@@ -11,7 +11,8 @@ use tenancy::{Actor, Permission};
 use uuid::Uuid;
 
 /// Someone who did not receive a message, and why (`no_consent`, `consent_withdrawn`,
-/// `minor`, `no_address`, `frequency_cap`, `quiet_hours` — deferred, not dropped —,
+/// `minor`, `no_address`, `suppressed` (every address on the suppression list), `frequency_cap`,
+/// `quiet_hours` — deferred, not dropped —,
 /// `render_failed`, `holdout`).
 #[derive(Debug, Clone)]
 pub struct SendBlock {

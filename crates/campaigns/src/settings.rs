@@ -248,6 +248,11 @@ impl SendPolicy {
     }
 }
 
+/// The workspace's timezone (UTC until one is set).
+pub(crate) async fn workspace_timezone<C: ConnectionTrait>(conn: &C, tenant: Uuid) -> Result<Tz> {
+    Ok(parse_timezone(&load(conn, tenant).await?.timezone).unwrap_or(Tz::UTC))
+}
+
 /// The next moment after `now` when the clock in `timezone` shows `time` ("HH:MM"); an
 /// unreadable time (validation prevents it) means now.
 pub(crate) fn next_time_of_day(time: &str, timezone: Tz, now: DateTime<Utc>) -> DateTime<Utc> {

@@ -80,10 +80,11 @@ impl Campaigns {
         let graph = &loaded.published.graph;
         let people: Vec<ProfileId> = match &graph.entry.trigger {
             Trigger::SegmentEntered { segment } | Trigger::Schedule { segment, .. } => {
-                segments::journeys::members_sample(
+                segments::journeys::members_page(
                     &txn,
                     &scope,
                     SegmentId::from_uuid(*segment),
+                    None,
                     u64::from(sample),
                 )
                 .await?

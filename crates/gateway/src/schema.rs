@@ -1,7 +1,10 @@
 use crate::{
     campaigns::{CampaignsMutation, CampaignsQuery},
     limits::QueryGuard,
-    profiles::{ImportsMutation, ImportsQuery, ProfilesMutation, ProfilesQuery},
+    profiles::{
+        ImportsMutation, ImportsQuery, ProfilesMutation, ProfilesQuery, SuppressionsMutation,
+        SuppressionsQuery,
+    },
     segments::{SegmentsMutation, SegmentsQuery},
     tenancy::{TenancyMutation, TenancyQuery},
 };
@@ -10,13 +13,21 @@ use platform::settings::Limits;
 
 /// One merged object per domain (DESIGN §2); later domains add theirs here.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(TenancyQuery, ProfilesQuery, ImportsQuery, SegmentsQuery, CampaignsQuery);
+pub struct QueryRoot(
+    TenancyQuery,
+    ProfilesQuery,
+    ImportsQuery,
+    SuppressionsQuery,
+    SegmentsQuery,
+    CampaignsQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     TenancyMutation,
     ProfilesMutation,
     ImportsMutation,
+    SuppressionsMutation,
     SegmentsMutation,
     CampaignsMutation,
 );

@@ -3,10 +3,12 @@
 //! and the trait updates journeys make, written under the workspace's graph lock like every
 //! other change to a profile.
 
+use crate::address_suppressions::SuppressedAddresses;
 use crate::consent::{self, Consent, ContactDecision};
 use crate::profile_row::{self, ProfileRow};
 use crate::service::{Profiles, Result};
 use crate::sql::Sql;
+use crate::{Identity, IdentityKind};
 use crate::{changes::Topics, settings, traits};
 use chrono::{DateTime, Utc};
 use kernel::ProfileId;
@@ -25,8 +27,12 @@ pub struct ContactSheet {
     /// The live profile (the survivor when the id asked for was merged).
     pub id: ProfileId,
     pub traits: Map<String, Value>,
+    /// Addresses that may be used: those on the suppression list are left out (and counted
+    /// below, so a sender can tell "suppressed" from "no address").
     pub emails: Vec<String>,
     pub phones: Vec<String>,
+    pub suppressed_emails: usize,
+    pub suppressed_phones: usize,
     /// Every consent record, newest first.
     pub consents: Vec<Consent>,
 }
@@ -86,6 +92,8 @@ pub async fn contact_sheets<C: ConnectionTrait>(
                 traits: traits::values(&row.traits),
                 emails: Vec::new(),
                 phones: Vec::new(),
+                suppressed_emails: 0,
+                suppressed_phones: 0,
                 consents: Vec::new(),
             };
             (row.id, sheet)
@@ -99,12 +107,27 @@ pub async fn contact_sheets<C: ConnectionTrait>(
             .push(" AND kind IN ('email', 'phone') AND profile_id IN ")
             .bind_list(live_ids.iter().copied())
             .push(" ORDER BY created_at, value");
+        let mut addresses: Vec<(ProfileId, Identity)> = Vec::new();
         for row in identities.fetch_all(conn).await? {
             let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
+            let kind = if row.try_get::<String>("", "kind")? == "email" {
+                IdentityKind::Email
+            } else {
+                IdentityKind::Phone
+            };
+            addresses.push((profile, Identity { kind, value: row.try_get("", "value")? }));
+        }
+        let identities: Vec<Identity> = addresses.iter().map(|(_, identity)| identity.clone()).collect();
+        let suppressed = SuppressedAddresses::among(conn, tenant, &identities).await?;
+        for (profile, identity) in addresses {
             let Some(sheet) = sheets.get_mut(&profile) else { continue };
-            let kind: String = row.try_get("", "kind")?;
-            let value: String = row.try_get("", "value")?;
-            if kind == "email" { sheet.emails.push(value) } else { sheet.phones.push(value) }
+            let is_email = identity.kind == IdentityKind::Email;
+            match (suppressed.contains(&identity), is_email) {
+                (false, true) => sheet.emails.push(identity.value),
+                (false, false) => sheet.phones.push(identity.value),
+                (true, true) => sheet.suppressed_emails += 1,
+                (true, false) => sheet.suppressed_phones += 1,
+            }
         }
         let mut consents = Sql::new(
             "SELECT profile_id, purpose, channel, granted, source, recorded_at FROM consents WHERE tenant_id = ",

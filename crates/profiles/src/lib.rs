@@ -7,6 +7,7 @@
 //! [`rules`] allow, and updates traits ([`traits`]) and computed traits. Every identifier is
 //! normalised ([`identity`]) before it is stored, compared or hashed.
 
+pub mod address_suppressions;
 pub mod changes;
 pub mod consent;
 pub mod contact;

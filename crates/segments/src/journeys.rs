@@ -168,20 +168,21 @@ pub async fn traits_in_use<C: ConnectionTrait>(
     Ok(found)
 }
 
-/// Up to `limit` current members of `segment`, in profile id order (a simulation's sample).
-pub async fn members_sample<C: ConnectionTrait>(
+/// Up to `limit` current members of `segment` after `after`, in profile id order: a
+/// simulation's sample, and the pages a scheduled journey enrolls.
+pub async fn members_page<C: ConnectionTrait>(
     conn: &C,
     scope: &TenantScope,
     segment: SegmentId,
+    after: Option<ProfileId>,
     limit: u64,
 ) -> Result<Vec<ProfileId>> {
     let mut select = Sql::new("SELECT profile_id FROM segment_members WHERE tenant_id = ");
-    select
-        .bind(scope.tenant_id().as_uuid())
-        .push(" AND segment_id = ")
-        .bind(segment.as_uuid())
-        .push(" ORDER BY profile_id LIMIT ")
-        .bind(limit.min(i64::MAX as u64) as i64);
+    select.bind(scope.tenant_id().as_uuid()).push(" AND segment_id = ").bind(segment.as_uuid());
+    if let Some(after) = after {
+        select.push(" AND profile_id > ").bind(after.as_uuid());
+    }
+    select.push(" ORDER BY profile_id LIMIT ").bind(limit.min(i64::MAX as u64) as i64);
     select
         .fetch_all(conn)
         .await?

@@ -518,7 +518,8 @@ fn check_variable(
         (root, _) if TOP_LEVEL_VARIABLES.contains(&root) => return None,
         _ => format!(
             "{subject} uses \"{variable}\", which does not exist. Variables start with \"profile.\" \
-             (for example \"profile.first_name\") or \"journey.\" (for example \"journey.name\")."
+             (for example \"profile.first_name\"), \"journey.\" (for example \"journey.name\") or \
+             \"experiment.\" (a multivariate factor, for example \"experiment.subject\")."
         ),
     };
     Some(location.problem(codes::UNKNOWN_VARIABLE, line_of_first_use(source, variable), message))

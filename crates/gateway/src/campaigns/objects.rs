@@ -96,6 +96,7 @@ pub enum SendFeedback {
     Open,
     Click,
     Bounce,
+    HardBounce,
     Complaint,
     Unsubscribe,
 }
@@ -120,6 +121,14 @@ impl Journey {
     /// The latest published version (0 before the first publish).
     async fn version(&self) -> i32 {
         self.0.version
+    }
+    /// For a scheduled journey: when its next run starts (null once a one-off has run).
+    async fn next_scheduled_run(&self) -> Option<DateTime<Utc>> {
+        self.0.next_scheduled_run
+    }
+    /// For a scheduled journey: the start of the run now enrolling its segment, if any.
+    async fn scheduled_run_in_progress(&self) -> Option<DateTime<Utc>> {
+        self.0.scheduled_run_in_progress
     }
     /// `never` or `after_exit`.
     async fn reentry(&self) -> &str {
@@ -215,7 +224,7 @@ impl SendBlock {
     async fn channel_id(&self) -> Option<ID> {
         self.0.channel_id.map(|c| ID(c.to_string()))
     }
-    /// `no_consent`, `consent_withdrawn`, `minor`, `no_address`, `frequency_cap`,
+    /// `no_consent`, `consent_withdrawn`, `minor`, `no_address`, `suppressed`, `frequency_cap`,
     /// `quiet_hours` (deferred), `render_failed`, `holdout`.
     async fn reason(&self) -> &str {
         &self.0.reason

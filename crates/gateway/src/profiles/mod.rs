@@ -5,8 +5,10 @@ mod imports;
 mod mutation;
 mod objects;
 mod query;
+mod suppressions;
 
 pub use imports::{ImportsMutation, ImportsQuery};
 pub use mutation::ProfilesMutation;
 pub(crate) use objects::Profile;
 pub use query::ProfilesQuery;
+pub use suppressions::{SuppressionsMutation, SuppressionsQuery};
