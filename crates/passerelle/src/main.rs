@@ -1,6 +1,8 @@
 //! The `passerelle` binary: one executable for the gateway, migrations, the schema and
 //! operator tasks.
 
+mod attribution;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use passerelle::{Application, Services};
@@ -53,6 +55,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Run attribution models on an exported path file (one row per path: `a > b > c`,
+    /// conversions, value, non-converting count) and print them side by side. Offline: needs
+    /// no database.
+    Attribution(attribution::AttributionArgs),
     /// Onboard an agency: create it and its owner. Run again for each new agency.
     Bootstrap {
         /// The agency's name.
@@ -69,6 +75,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Attribution(args)) = cli.command {
+        return attribution::run(args);
+    }
     if let Some(Command::Schema { output }) = &cli.command {
         let sdl = gateway::sdl();
         return match output {
@@ -135,7 +144,7 @@ async fn run(command: Option<Command>, mut settings: Settings) -> anyhow::Result
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("agency {} created; owner {} can now log in", created.agency_id, created.owner_id);
         }
-        Command::Schema { .. } => {}
+        Command::Schema { .. } | Command::Attribution(_) => {}
     }
     Ok(())
 }
