@@ -112,6 +112,12 @@ impl IntoGraphqlError for campaigns::CampaignsError {
     }
 }
 
+impl IntoGraphqlError for measurement::MeasurementError {
+    fn into_graphql(self) -> async_graphql::Error {
+        coded(self.code(), self.to_string())
+    }
+}
+
 impl IntoGraphqlError for kernel::CursorError {
     fn into_graphql(self) -> async_graphql::Error {
         coded(ErrorCode::BadUserInput, self.to_string())

@@ -8,6 +8,7 @@ mod context;
 mod error;
 pub mod http;
 mod limits;
+mod measurement;
 mod profiles;
 mod schema;
 mod segments;

@@ -1,6 +1,7 @@
 use crate::{
     campaigns::{CampaignsMutation, CampaignsQuery},
     limits::QueryGuard,
+    measurement::MeasurementQuery,
     profiles::{
         ImportsMutation, ImportsQuery, ProfilesMutation, ProfilesQuery, SuppressionsMutation,
         SuppressionsQuery,
@@ -20,6 +21,7 @@ pub struct QueryRoot(
     SuppressionsQuery,
     SegmentsQuery,
     CampaignsQuery,
+    MeasurementQuery,
 );
 
 #[derive(MergedObject, Default)]
