@@ -31,7 +31,7 @@ for run in $(seq 1 "$RUNS"); do
   "$BIN" attribution --paths "$work/paths.csv" --model markov_1 --format csv >"$work/ours.csv"
   end=$(date +%s.%N)
   echo "$end - $start" | bc >>"$work/ours"
-  python3 bench/attribution_reference.py "$work/paths.csv" >"$work/theirs.csv" 2>"$work/theirs.time"
+  python3 bench/attribution_reference.py "$work/paths.csv" "$work/theirs.csv" >/dev/null 2>"$work/theirs.time"
   cut -d, -f2 "$work/theirs.time" >>"$work/theirs"
   echo "run $run: passerelle $(tail -1 "$work/ours") s, ChannelAttribution $(tail -1 "$work/theirs") s"
 done
