@@ -1,5 +1,6 @@
 //! A real SMTP server the tests start: it speaks enough of the protocol for a client to hand
-//! it mail (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) and keeps every message it accepts.
+//! it mail (EHLO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT) and keeps every message it
+//! accepts, with the user the client authenticated as.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,8 @@ use tokio::net::TcpListener;
 pub struct Mail {
     pub from: String,
     pub to: Vec<String>,
+    /// `user:password` the connection authenticated with (AUTH PLAIN), if it did.
+    pub authenticated: Option<String>,
     /// Headers and body, as sent (dot-unstuffed).
     pub data: String,
 }
@@ -46,10 +49,21 @@ impl SmtpSink {
                     let mut lines = BufReader::new(read).lines();
                     let _ = write.write_all(b"220 sink ready\r\n").await;
                     let (mut from, mut to) = (String::new(), Vec::new());
+                    let mut authenticated: Option<String> = None;
                     while let Ok(Some(line)) = lines.next_line().await {
                         let upper = line.to_uppercase();
                         let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                            b"250-sink\r\n250 8BITMIME\r\n"
+                            b"250-sink\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+                        } else if upper.starts_with("AUTH PLAIN ") {
+                            // The initial response is base64 of "\0user\0password".
+                            use base64::Engine as _;
+                            let decoded = base64::engine::general_purpose::STANDARD
+                                .decode(line[11..].trim())
+                                .unwrap_or_default();
+                            let parts: Vec<String> =
+                                String::from_utf8_lossy(&decoded).split('\0').map(str::to_owned).collect();
+                            authenticated = parts.get(1..3).map(|p| p.join(":"));
+                            b"235 2.7.0 authenticated\r\n"
                         } else if upper.starts_with("MAIL FROM:") {
                             from = line[10..]
                                 .trim()
@@ -72,8 +86,12 @@ impl SmtpSink {
                                 data.push_str(line.strip_prefix('.').unwrap_or(&line));
                                 data.push('\n');
                             }
-                            let mail =
-                                Mail { from: std::mem::take(&mut from), to: std::mem::take(&mut to), data };
+                            let mail = Mail {
+                                from: std::mem::take(&mut from),
+                                to: std::mem::take(&mut to),
+                                authenticated: authenticated.clone(),
+                                data,
+                            };
                             mails.lock().unwrap().push(mail);
                             b"250 queued\r\n"
                         } else if upper == "QUIT" {

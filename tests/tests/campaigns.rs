@@ -741,10 +741,19 @@ async fn email_goes_through_an_smtp_relay(backend: Backend) {
             "mutation($w: ID!, $d: JSON!) { createChannel(input: {workspaceId: $w, name: \"Relay\", kind: \"email\",
                delivery: $d}) { channel { id delivery } signingSecret } }",
             json!({"w": setup.workspace, "d": {"adapter": "smtp", "host": "127.0.0.1", "port": sink.addr.port(),
-                   "from": "news@shop.example", "security": "none"}}),
+                   "from": "news@shop.example", "security": "none",
+                   "credentials": {"username": "relay-user", "password": "relay-secret"}}}),
         )
         .await;
     assert_eq!(channel.data("createChannel.signingSecret"), &Value::Null);
+    // The password is used, never shown again.
+    assert_eq!(
+        channel.data("createChannel.channel.delivery.credentials"),
+        &json!({"username": "relay-user", "password": null}),
+        "{:?}",
+        channel.body
+    );
+    assert!(!channel.body.to_string().contains("relay-secret"));
     let channel_id = channel.str("createChannel.channel.id");
     let content = setup
         .content(
@@ -778,6 +787,11 @@ async fn email_goes_through_an_smtp_relay(backend: Backend) {
     assert_eq!(recipients, (0..3).map(|i| format!("m{i}@example.com")).collect());
     for mail in &mails {
         assert_eq!(mail.from, "news@shop.example");
+        assert_eq!(
+            mail.authenticated.as_deref(),
+            Some("relay-user:relay-secret"),
+            "AUTH PLAIN with the channel's login"
+        );
         assert!(mail.header("Subject").unwrap().starts_with("News for Ada"), "{}", mail.data);
         assert!(mail.header("Message-ID").unwrap().ends_with("@passerelle>"));
         assert!(mail.data.contains("<p>Hello Ada"), "the HTML alternative is there");

@@ -229,8 +229,14 @@ impl Campaigns {
     async fn attempt(&self, delivery: &Delivery, secret: Option<&str>, send: &Claimed) -> Attempt {
         match delivery {
             Delivery::Webhook { url } => self.post_webhook(url, secret, send).await,
-            Delivery::Smtp { host, port, from, security } => {
-                match self.relays().send(host, *port, *security, from, &send.key, &send.payload).await {
+            Delivery::Smtp { host, port, from, security, credentials } => {
+                let relay = crate::smtp::Relay {
+                    host,
+                    port: *port,
+                    security: *security,
+                    credentials: credentials.as_ref(),
+                };
+                match self.relays().send(&relay, from, &send.key, &send.payload).await {
                     crate::smtp::Handover::Accepted => Attempt::Delivered,
                     crate::smtp::Handover::Transient(reason) => Attempt::Retry(reason),
                     crate::smtp::Handover::Permanent(reason) => Attempt::Fail(reason),

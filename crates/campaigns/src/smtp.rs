@@ -2,8 +2,9 @@
 //! set per relay. The idempotency key becomes the message's `Message-ID`, which is what mail
 //! systems use to drop a message they have already seen.
 
-use crate::channel::SmtpSecurity;
+use crate::channel::{SmtpCredentials, SmtpSecurity};
 use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::Value;
@@ -11,9 +12,20 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// The relays' connection pools, by where they are and how they are reached.
+/// Where a channel's mail goes and how it is reached.
+pub(crate) struct Relay<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) port: u16,
+    pub(crate) security: SmtpSecurity,
+    pub(crate) credentials: Option<&'a SmtpCredentials>,
+}
+
+type RelayKey = (String, u16, SmtpSecurity, Option<SmtpCredentials>);
+
+/// The relays' connection pools, by where they are, how they are reached and who logs in
+/// (two channels on one relay with different accounts never share a connection).
 #[derive(Default)]
-pub(crate) struct Relays(Mutex<HashMap<(String, u16, SmtpSecurity), AsyncSmtpTransport<Tokio1Executor>>>);
+pub(crate) struct Relays(Mutex<HashMap<RelayKey, AsyncSmtpTransport<Tokio1Executor>>>);
 
 /// What happened when a relay was handed a message.
 pub(crate) enum Handover {
@@ -25,13 +37,9 @@ pub(crate) enum Handover {
 }
 
 impl Relays {
-    fn transport(
-        &self,
-        host: &str,
-        port: u16,
-        security: SmtpSecurity,
-    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-        let key = (host.to_owned(), port, security);
+    fn transport(&self, relay: &Relay<'_>) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+        let Relay { host, port, security, credentials } = *relay;
+        let key = (host.to_owned(), port, security, credentials.cloned());
         let mut relays = self.0.lock().map_err(|_| "the relay pool is poisoned".to_owned())?;
         if let Some(transport) = relays.get(&key) {
             return Ok(transport.clone());
@@ -48,31 +56,27 @@ impl Relays {
                 }
             }
         };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(port)
             .tls(tls)
-            .timeout(Some(Duration::from_secs(10)))
-            .build();
+            .timeout(Some(Duration::from_secs(10)));
+        if let Some(credentials) = credentials {
+            builder = builder
+                .credentials(Credentials::new(credentials.username.clone(), credentials.password.clone()));
+        }
+        let transport = builder.build();
         relays.insert(key, transport.clone());
         Ok(transport)
     }
 
     /// Sends the rendered email in `payload` (`profile.email`, `content.subject`, `content.body`,
     /// optionally `content.html`) from `from`.
-    pub(crate) async fn send(
-        &self,
-        host: &str,
-        port: u16,
-        security: SmtpSecurity,
-        from: &str,
-        key: &str,
-        payload: &Value,
-    ) -> Handover {
+    pub(crate) async fn send(&self, relay: &Relay<'_>, from: &str, key: &str, payload: &Value) -> Handover {
         let message = match build(from, key, payload) {
             Ok(message) => message,
             Err(reason) => return Handover::Permanent(reason),
         };
-        let transport = match self.transport(host, port, security) {
+        let transport = match self.transport(relay) {
             Ok(transport) => transport,
             Err(reason) => return Handover::Permanent(reason),
         };

@@ -25,9 +25,9 @@ impl Channel {
     async fn mode(&self) -> &str {
         self.0.delivery.mode().as_str()
     }
-    /// Where it delivers (never its secret).
-    async fn delivery(&self) -> async_graphql::Result<Json<serde_json::Value>> {
-        Ok(Json(serde_json::to_value(&self.0.delivery)?))
+    /// Where it delivers (never its secret nor an SMTP password).
+    async fn delivery(&self) -> Json<serde_json::Value> {
+        Json(self.0.delivery.public())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
