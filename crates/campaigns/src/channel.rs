@@ -63,6 +63,16 @@ impl ChannelKind {
         })
     }
 
+    /// The kind of address a message on this channel goes to, for channels that need one (the
+    /// send checks the person has a usable one; a hard bounce suppresses the one it went to).
+    pub fn address_kind(self) -> Option<profiles::IdentityKind> {
+        match self {
+            ChannelKind::Email => Some(profiles::IdentityKind::Email),
+            ChannelKind::Sms => Some(profiles::IdentityKind::Phone),
+            _ => None,
+        }
+    }
+
     /// The content variant a send on this kind of channel renders.
     pub fn variant(self) -> crate::content::VariantKind {
         use crate::content::VariantKind;

@@ -5,14 +5,15 @@
 //! bounce or a complaint puts the address the message went to on the suppression list, so no
 //! journey sends to it again whoever holds it.
 
+use crate::channel::ChannelKind;
 use crate::error::{CampaignsError, Result};
 use crate::executor::PURPOSE;
 use crate::executor::{Touch, insert_touchpoints};
 use crate::service::Campaigns;
 use kernel::{ChannelId, JourneyId, ProfileId, WorkspaceId};
 use platform::sql::Sql;
+use profiles::Identity;
 use profiles::address_suppressions::{self, SuppressionReason};
-use profiles::{Identity, IdentityKind};
 use tenancy::{Actor, Permission};
 
 /// What a provider reports about a send.
@@ -124,13 +125,10 @@ impl Campaigns {
 }
 
 /// The address a send went to, as the adapter received it (`profile.email` or `profile.phone`
-/// of the payload), already normalised when it was read from the identity graph.
+/// of the payload, named after the channel's address kind), already normalised when it was
+/// read from the identity graph.
 fn sent_to(channel: &str, payload: &serde_json::Value) -> Option<Identity> {
-    let (kind, field) = match channel {
-        "email" => (IdentityKind::Email, "email"),
-        "sms" => (IdentityKind::Phone, "phone"),
-        _ => return None,
-    };
-    let value = payload.get("profile")?.get(field)?.as_str()?;
+    let kind = ChannelKind::parse(channel).ok()?.address_kind()?;
+    let value = payload.get("profile")?.get(kind.as_str())?.as_str()?;
     Some(Identity { kind, value: value.to_owned() })
 }

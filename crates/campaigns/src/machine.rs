@@ -364,13 +364,11 @@ fn decide_send(
     }
     // Suppressed addresses (hard bounces, complaints, do-not-contact lists) are already left
     // out of the sheet; they are counted so the report can tell why nobody was reachable.
-    let (reachable, suppressed) = match channel.kind {
-        ChannelKind::Email => (!sheet.emails.is_empty(), sheet.suppressed_emails > 0),
-        ChannelKind::Sms => (!sheet.phones.is_empty(), sheet.suppressed_phones > 0),
-        _ => (true, false),
-    };
-    if !reachable {
-        return SendDecision::Block(if suppressed { "suppressed" } else { "no_address" });
+    if let Some(kind) = channel.kind.address_kind()
+        && let (usable, suppressed) = sheet.addresses(&kind)
+        && usable.is_empty()
+    {
+        return SendDecision::Block(if suppressed > 0 { "suppressed" } else { "no_address" });
     }
     // An inbound channel shows the offer when the person is there and asks: no contact is
     // made, so caps and quiet hours do not apply.

@@ -93,8 +93,8 @@ pub fn run(args: AttributionArgs) -> anyhow::Result<()> {
             std::fs::File::open(&args.paths).with_context(|| format!("opening {}", args.paths.display()))?,
         )
     };
-    let read = attribution::read_paths_csv(std::io::BufReader::with_capacity(1 << 20, input), &csv_options)?;
-    let results = attribution::run_models(&read.paths, &models, &options)?;
+    let input = std::io::BufReader::with_capacity(1 << 20, input);
+    let (read, results) = attribution::attribute_csv(input, &csv_options, &models, &options)?;
     let mut out = BufWriter::new(std::io::stdout().lock());
     match args.format {
         Format::Table => {

@@ -86,35 +86,39 @@ pub async fn suppress<C: ConnectionTrait>(
     check_kind(&identity.kind)?;
     let tenant = scope.tenant_id().as_uuid();
     let salt = settings::ensure_row(conn, tenant, now).await?;
-    insert(conn, tenant, &salt, identity, reason, source, now).await
+    Ok(insert(conn, tenant, &salt, std::slice::from_ref(identity), reason, source, now).await? > 0)
 }
 
+/// Adds `identities` in multi-row inserts; returns how many were not on the list yet.
 async fn insert<C: ConnectionTrait>(
     conn: &C,
     tenant: uuid::Uuid,
     salt: &str,
-    identity: &Identity,
+    identities: &[Identity],
     reason: SuppressionReason,
     source: &str,
     now: DateTime<Utc>,
-) -> Result<bool> {
-    let mut insert = Sql::new(
-        "INSERT INTO address_suppressions (tenant_id, kind, address_hash, reason, source, created_at) VALUES (",
-    );
-    insert
-        .bind(tenant)
-        .push(", ")
-        .bind(identity.kind.as_str().to_owned())
-        .push(", ")
-        .bind(identity_hash(salt, identity))
-        .push(", ")
-        .bind(reason.as_str())
-        .push(", ")
-        .bind(source.to_owned())
-        .push(", ")
-        .bind(now)
-        .push(") ON CONFLICT (tenant_id, kind, address_hash) DO NOTHING");
-    Ok(insert.execute(conn).await? > 0)
+) -> Result<u64> {
+    let mut added = 0;
+    for chunk in identities.chunks(500) {
+        let mut insert = Sql::new(
+            "INSERT INTO address_suppressions (tenant_id, kind, address_hash, reason, source, created_at) VALUES ",
+        );
+        insert
+            .values(chunk.iter().map(|identity| {
+                [
+                    tenant.into(),
+                    identity.kind.as_str().to_owned().into(),
+                    identity_hash(salt, identity).into(),
+                    reason.as_str().into(),
+                    source.to_owned().into(),
+                    now.into(),
+                ]
+            }))
+            .push(" ON CONFLICT (tenant_id, kind, address_hash) DO NOTHING");
+        added += insert.execute(conn).await?;
+    }
+    Ok(added)
 }
 
 /// Which of a batch of addresses are on the list, for contact sheets.
@@ -134,11 +138,9 @@ impl SuppressedAddresses {
         if identities.is_empty() {
             return Ok(none);
         }
-        let mut salt = Sql::new("SELECT suppression_salt FROM profile_settings WHERE tenant_id = ");
-        salt.bind(tenant);
-        // No settings row means no salt yet, so nothing can have been suppressed.
-        let Some(row) = salt.fetch_one(conn).await? else { return Ok(none) };
-        none.salt = row.try_get("", "suppression_salt")?;
+        // No salt yet means nothing can have been suppressed.
+        let Some(salt) = settings::suppression_salt(conn, tenant).await? else { return Ok(none) };
+        none.salt = salt;
         let hashes: Vec<String> =
             identities.iter().map(|identity| identity_hash(&none.salt, identity)).collect();
         for chunk in hashes.chunks(1000) {
@@ -177,25 +179,23 @@ impl Profiles {
         }
         let tenant = workspace.as_uuid();
         let now = self.now();
-        let source = actor_source(actor);
+        let source = actor.label();
         let txn = scope.begin_write(self.db()).await?;
         let workspace_settings = settings::load(&txn, tenant).await?;
         let salt = settings::ensure_row(&txn, tenant, now).await?;
         let mut outcome = SuppressionImport::default();
+        let mut identities = Vec::with_capacity(addresses.len());
         for (position, raw) in addresses.iter().enumerate() {
             match Identity::parse(kind.clone(), raw, &workspace_settings.normalization) {
-                Ok(identity) => {
-                    if insert(&txn, tenant, &salt, &identity, SuppressionReason::Manual, &source, now).await?
-                    {
-                        outcome.added += 1;
-                    } else {
-                        outcome.already_suppressed += 1;
-                    }
-                }
+                Ok(identity) => identities.push(identity),
                 Err(error) => outcome.rejected.push((position, error.to_string())),
             }
         }
+        let added = insert(&txn, tenant, &salt, &identities, SuppressionReason::Manual, &source, now).await?;
         txn.commit().await?;
+        // An address written twice in the list counts as already suppressed the second time.
+        outcome.added = usize::try_from(added).unwrap_or(usize::MAX);
+        outcome.already_suppressed = identities.len().saturating_sub(outcome.added);
         Ok(outcome)
     }
 
@@ -258,13 +258,5 @@ impl Profiles {
             })
         })
         .transpose()
-    }
-}
-
-/// The `source` of a manual entry: which key or which staff member, never a secret.
-fn actor_source(actor: &Actor) -> String {
-    match actor {
-        Actor::Staff(staff) => format!("user:{}", staff.user_id),
-        Actor::ApiKey(key) => format!("api_key:{}", key.key_id),
     }
 }

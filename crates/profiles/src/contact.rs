@@ -38,6 +38,16 @@ pub struct ContactSheet {
 }
 
 impl ContactSheet {
+    /// The usable addresses of `kind` (email or phone; none for other kinds) and how many of
+    /// that kind are on the suppression list.
+    pub fn addresses(&self, kind: &IdentityKind) -> (&[String], usize) {
+        match kind {
+            IdentityKind::Email => (&self.emails, self.suppressed_emails),
+            IdentityKind::Phone => (&self.phones, self.suppressed_phones),
+            _ => (&[], 0),
+        }
+    }
+
     /// Whether this person may be contacted for `purpose` on `channel` at `now`: minors never
     /// for marketing, then the most specific, latest consent record.
     pub fn decision(&self, purpose: &str, channel: &str, now: DateTime<Utc>) -> ContactDecision {

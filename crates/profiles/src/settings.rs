@@ -114,19 +114,28 @@ pub(crate) async fn load<C: ConnectionTrait>(
     })
 }
 
+/// The workspace's suppression salt, `None` before its settings row exists (nothing can have
+/// been hashed with it yet).
+pub(crate) async fn suppression_salt<C: ConnectionTrait>(
+    conn: &C,
+    tenant: uuid::Uuid,
+) -> Result<Option<String>> {
+    let mut select = Sql::new("SELECT suppression_salt FROM profile_settings WHERE tenant_id = ");
+    select.bind(tenant);
+    match select.fetch_one(conn).await? {
+        Some(row) => Ok(Some(row.try_get("", "suppression_salt")?)),
+        None => Ok(None),
+    }
+}
+
 /// Makes sure the settings row exists (with a fresh suppression salt) and returns the salt.
 pub(crate) async fn ensure_row<C: ConnectionTrait>(
     conn: &C,
     tenant: uuid::Uuid,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<String> {
-    let salt_query = || {
-        let mut select = Sql::new("SELECT suppression_salt FROM profile_settings WHERE tenant_id = ");
-        select.bind(tenant);
-        select
-    };
-    if let Some(row) = salt_query().fetch_one(conn).await? {
-        return Ok(row.try_get("", "suppression_salt")?);
+    if let Some(salt) = suppression_salt(conn, tenant).await? {
+        return Ok(salt);
     }
     let mut salt = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut salt);
@@ -146,10 +155,9 @@ pub(crate) async fn ensure_row<C: ConnectionTrait>(
         .push(") ON CONFLICT (tenant_id) DO NOTHING");
     insert.execute(conn).await?;
     // Another transaction may have won the insert; read whichever salt is stored.
-    match salt_query().fetch_one(conn).await? {
-        Some(row) => Ok(row.try_get("", "suppression_salt")?),
-        None => Err(ProfilesError::Internal("profile settings row missing after insert".into())),
-    }
+    suppression_salt(conn, tenant)
+        .await?
+        .ok_or_else(|| ProfilesError::Internal("profile settings row missing after insert".into()))
 }
 
 impl Profiles {

@@ -52,9 +52,7 @@ impl MeasurementQuery {
         let csv = input.csv;
         // Markov and Shapley on a large file take CPU time: off the async workers.
         let computed = tokio::task::spawn_blocking(move || {
-            let read = attribution::read_paths_csv(csv.as_bytes(), &csv_options)?;
-            let results = attribution::run_models(&read.paths, &models, &options)?;
-            Ok::<_, measurement::MeasurementError>((read, results))
+            attribution::attribute_csv(csv.as_bytes(), &csv_options, &models, &options)
         })
         .await
         .map_err(|_| coded(ErrorCode::Internal, "the attribution was interrupted"))?;

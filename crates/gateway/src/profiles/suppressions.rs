@@ -37,7 +37,7 @@ pub enum SuppressionReason {
 #[derive(SimpleObject)]
 pub struct AddressSuppression {
     pub reason: SuppressionReason,
-    /// `feedback:<send key>`, `user:<id>` or `api_key:<id>`.
+    /// `feedback:<send key>`, `staff:<user id>` or `key:<API key id>`.
     pub source: String,
     pub created_at: DateTime<Utc>,
 }

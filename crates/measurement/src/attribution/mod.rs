@@ -45,6 +45,20 @@ pub fn run_models(paths: &PathSet, models: &[Model], options: &Options) -> Resul
     models.iter().map(|&model| run_validated(paths, model, options)).collect()
 }
 
+/// Reads a path file and runs `models` on it, side by side: what `passerelle attribution` and
+/// the API's `attributionFromPaths` both do.
+pub fn attribute_csv<R: std::io::Read>(
+    input: R,
+    csv: &PathCsvOptions,
+    models: &[Model],
+    options: &Options,
+) -> Result<(CsvPaths, Vec<ModelResult>)> {
+    options.validate()?;
+    let read = read_paths_csv(input, csv)?;
+    let results = run_models(&read.paths, models, options)?;
+    Ok((read, results))
+}
+
 /// Runs one model.
 pub fn run(paths: &PathSet, model: Model, options: &Options) -> Result<ModelResult> {
     options.validate()?;
