@@ -135,6 +135,18 @@ impl Setup {
         assert_eq!(answer.data("setConsent.granted"), &json!(granted), "{:?}", answer.body);
     }
 
+    /// Gives `{prefix}0` … `{prefix}{n-1}` (already tracked) consent to marketing on `channel`;
+    /// returns their profile ids in that order.
+    async fn consent_all(&self, prefix: &str, n: usize, channel: &str) -> Vec<String> {
+        let mut profiles = Vec::with_capacity(n);
+        for i in 0..n {
+            let profile = self.profile_of(&format!("{prefix}{i}")).await;
+            self.consent(&profile, channel, true).await;
+            profiles.push(profile);
+        }
+        profiles
+    }
+
     async fn report(&self, journey: &str) -> Value {
         let answer = self
             .gql(
@@ -239,12 +251,7 @@ async fn a_journey_holds_out_splits_and_sends_signed_webhooks_once(backend: Back
 
     // 200 people enter the segment; 150 of them agreed to email.
     setup.people("p", 200).await;
-    let mut consented = BTreeSet::new();
-    for i in 0..150 {
-        let profile = setup.profile_of(&format!("p{i}")).await;
-        setup.consent(&profile, "email", true).await;
-        consented.insert(profile);
-    }
+    let consented: BTreeSet<String> = setup.consent_all("p", 150, "email").await.into_iter().collect();
     let (executed, delivered) = setup.app.run_journeys().await;
     assert_eq!(executed.enrolled, 200);
     assert_eq!(delivered.sent, executed.sends);
@@ -344,6 +351,19 @@ fn send_journey(segment: &str, steps: Value) -> Value {
            "steps": steps})
 }
 
+/// Send on `channel`, wait a second, send again: what happens to the second send shows what
+/// the first one's feedback changed.
+fn two_mails(segment: &str, channel: &str, content: &str) -> Value {
+    send_journey(
+        segment,
+        json!([
+            {"id": "first", "type": "send", "channel": channel, "content": content, "next": "pause"},
+            {"id": "pause", "type": "wait", "seconds": 1, "next": "second"},
+            {"id": "second", "type": "send", "channel": channel, "content": content, "next": "end"},
+            {"id": "end", "type": "exit"}]),
+    )
+}
+
 async fn seed(setup: &Setup) {
     let (status, _) = setup
         .app
@@ -395,10 +415,7 @@ async fn caps_hold_across_two_concurrent_journeys(backend: Backend) {
     }
     let people = 300;
     setup.people("c", people).await;
-    for i in 0..people {
-        let profile = setup.profile_of(&format!("c{i}")).await;
-        setup.consent(&profile, "*", true).await;
-    }
+    setup.consent_all("c", people, "*").await;
     setup.app.process_events_and_segments().await;
     // Two executors at once: each takes its own batch of the 600 enrollments, so one person's
     // two enrollments are often decided by different workers at the same moment.
@@ -575,10 +592,7 @@ async fn failed_deliveries_are_retried_then_dead_lettered_with_the_reason(backen
         .await;
     setup.publish(&journey).await;
     setup.people("f", 2).await;
-    for i in 0..2 {
-        let profile = setup.profile_of(&format!("f{i}")).await;
-        setup.consent(&profile, "email", true).await;
-    }
+    setup.consent_all("f", 2, "email").await;
     let (executed, delivered) = setup.app.run_journeys().await;
     assert_eq!(executed.sends, 2);
     // One answer was 503 (retried later), the other 400 (never retried).
@@ -626,10 +640,7 @@ async fn a_killed_delivery_worker_only_retries_in_flight_sends_under_their_keys(
     setup.publish(&journey).await;
     let people = 40;
     setup.people("k", people).await;
-    for i in 0..people {
-        let profile = setup.profile_of(&format!("k{i}")).await;
-        setup.consent(&profile, "email", true).await;
-    }
+    setup.consent_all("k", people, "email").await;
     setup.app.process_events_and_segments().await;
     assert_eq!(setup.app.campaigns.execute_due().await.unwrap().sends, people);
 
@@ -775,10 +786,7 @@ async fn email_goes_through_an_smtp_relay(backend: Backend) {
         .await;
     setup.publish(&journey).await;
     setup.people("m", 3).await;
-    for i in 0..3 {
-        let profile = setup.profile_of(&format!("m{i}")).await;
-        setup.consent(&profile, "email", true).await;
-    }
+    setup.consent_all("m", 3, "email").await;
     let (_, delivered) = setup.app.run_journeys().await;
     assert_eq!(delivered.sent, 3);
     let mails = sink.mails();
@@ -804,19 +812,7 @@ async fn provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends(ba
     let receiver = Receiver::start().await;
     let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
     let content = setup.content("Mail", email_template()).await;
-    let journey = setup
-        .journey(
-            "Two mails",
-            send_journey(
-                &setup.segment,
-                json!([
-            {"id": "first", "type": "send", "channel": channel, "content": content, "next": "pause"},
-            {"id": "pause", "type": "wait", "seconds": 1, "next": "second"},
-            {"id": "second", "type": "send", "channel": channel, "content": content, "next": "end"},
-            {"id": "end", "type": "exit"}]),
-            ),
-        )
-        .await;
+    let journey = setup.journey("Two mails", two_mails(&setup.segment, &channel, &content)).await;
     setup.publish(&journey).await;
     setup.people("u", 1).await;
     let person = setup.profile_of("u0").await;
@@ -890,10 +886,7 @@ async fn events_start_journeys_end_waits_and_reach_goals(backend: Backend) {
     assert_eq!(published.data("publishJourney.status"), &json!("ACTIVE"), "{:?}", published.body);
     // A first round starts listening: events from before do not start journeys.
     setup.people("e", 3).await;
-    for i in 0..3 {
-        let profile = setup.profile_of(&format!("e{i}")).await;
-        setup.consent(&profile, "email", true).await;
-    }
+    setup.consent_all("e", 3, "email").await;
     setup.app.run_journeys().await;
     let track = |user: &str, event: &str| json!({"type": "track", "userId": user, "event": event});
     let send = |batch: Vec<Value>| {
@@ -972,12 +965,7 @@ async fn a_simulation_runs_the_draft_on_real_people_and_writes_nothing(backend: 
     let (status, _) = setup.app.track("batch", Some(&setup.key), &json!({"batch": batch})).await;
     assert_eq!(status, 200);
     setup.app.process_events_and_segments().await;
-    let mut consented = BTreeSet::new();
-    for i in 0..20 {
-        let profile = setup.profile_of(&format!("s{i}")).await;
-        setup.consent(&profile, "email", true).await;
-        consented.insert(profile);
-    }
+    setup.consent_all("s", 20, "email").await;
     // The draft, never published.
     let answer = setup
         .gql("query($w: ID!, $id: ID!) { journeySimulation(workspaceId: $w, id: $id, sample: 100, horizonDays: 7) {
@@ -1140,6 +1128,23 @@ async fn an_audience_channel_gets_the_segment_as_a_file_of_the_contactable(backe
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec![name]);
+
+    // A suppressed address leaves the next file, with the person it was the only address of.
+    let suppressed = setup
+        .gql(
+            "mutation($w: ID!) { suppressAddresses(workspaceId: $w, kind: EMAIL, addresses: [\"a1@example.com\"]) { added } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    assert_eq!(suppressed.data("suppressAddresses.added"), &json!(1), "{:?}", suppressed.body);
+    let synced = setup
+        .gql("mutation($w: ID!, $c: ID!, $s: ID!) { syncAudience(workspaceId: $w, channelId: $c, segmentId: $s) { name rows } }",
+             json!({"w": setup.workspace, "c": channel, "s": setup.segment}))
+        .await;
+    assert_eq!(synced.data("syncAudience.rows"), &json!(1), "{:?}", synced.body);
+    let path = path.with_file_name(synced.str("syncAudience.name"));
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(file.contains(&sha("a0@example.com")) && !file.contains(&sha("a1@example.com")), "{file}");
 }
 
 async fn webhooks_cannot_reach_private_addresses_unless_allowed(backend: Backend) {
@@ -1297,10 +1302,7 @@ async fn a_scheduled_journey_enrolls_the_whole_segment_at_its_time(backend: Back
     let content = setup.content("Digest", email_template()).await;
     // Members before the journey exists: a segment-entry journey would not take them.
     setup.people("s", 4).await;
-    for i in 0..4 {
-        let person = setup.profile_of(&format!("s{i}")).await;
-        setup.consent(&person, "email", true).await;
-    }
+    setup.consent_all("s", 4, "email").await;
     let steps = json!([
         {"id": "mail", "type": "send", "channel": channel, "content": content, "next": "end"},
         {"id": "end", "type": "exit"}]);
@@ -1357,27 +1359,10 @@ async fn hard_bounces_complaints_and_imported_lists_suppress_addresses(backend: 
     let receiver = Receiver::start().await;
     let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
     let content = setup.content("Mail", email_template()).await;
-    let journey = setup
-        .journey(
-            "Two mails",
-            send_journey(
-                &setup.segment,
-                json!([
-            {"id": "first", "type": "send", "channel": channel, "content": content, "next": "pause"},
-            {"id": "pause", "type": "wait", "seconds": 1, "next": "second"},
-            {"id": "second", "type": "send", "channel": channel, "content": content, "next": "end"},
-            {"id": "end", "type": "exit"}]),
-            ),
-        )
-        .await;
+    let journey = setup.journey("Two mails", two_mails(&setup.segment, &channel, &content)).await;
     setup.publish(&journey).await;
     setup.people("b", 4).await;
-    let mut people = Vec::new();
-    for i in 0..4 {
-        let person = setup.profile_of(&format!("b{i}")).await;
-        setup.consent(&person, "email", true).await;
-        people.push(person);
-    }
+    let people = setup.consent_all("b", 4, "email").await;
     setup.app.run_journeys().await;
     let first = receiver.received();
     assert_eq!(first.len(), 4);
@@ -1404,6 +1389,19 @@ async fn hard_bounces_complaints_and_imported_lists_suppress_addresses(backend: 
     assert_eq!(imported.data("suppressAddresses.added"), &json!(1), "{:?}", imported.body);
     assert_eq!(imported.data("suppressAddresses.alreadySuppressed"), &json!(1));
     assert_eq!(imported.data("suppressAddresses.rejected.0.index"), &json!(1));
+    let twice = setup
+        .gql(
+            "mutation($w: ID!) { suppressAddresses(workspaceId: $w, kind: EMAIL,
+               addresses: [\"list@example.com\", \"LIST@example.com\"]) { added alreadySuppressed } }",
+            json!({"w": setup.workspace}),
+        )
+        .await;
+    assert_eq!(
+        twice.data("suppressAddresses"),
+        &json!({"added": 1, "alreadySuppressed": 1}),
+        "{:?}",
+        twice.body
+    );
     let lookup = |address: &'static str| {
         let setup = &setup;
         async move {
@@ -1493,10 +1491,7 @@ async fn a_multivariate_test_varies_content_by_factor_levels(backend: Backend) {
     let published = setup.publish(&journey).await;
     assert_eq!(published.data("publishJourney.status"), &json!("ACTIVE"), "{:?}", published.body);
     setup.people("m", 60).await;
-    for i in 0..60 {
-        let person = setup.profile_of(&format!("m{i}")).await;
-        setup.consent(&person, "email", true).await;
-    }
+    setup.consent_all("m", 60, "email").await;
     setup.app.run_journeys().await;
     let received = receiver.received();
     assert_eq!(received.len(), 60);
@@ -1519,6 +1514,51 @@ async fn a_multivariate_test_varies_content_by_factor_levels(backend: Backend) {
     assert!(seen.len() >= 5, "60 people spread over the 6 combinations: {seen:?}");
 }
 
+/// A scheduled run pages through its segment (a thousand people per round) and resumes from
+/// its cursor: nobody is enrolled twice, nobody is skipped, and a one-off schedule then ends.
+async fn a_scheduled_run_over_a_large_segment_resumes_where_it_stopped(backend: Backend) {
+    let setup = setup(backend).await;
+    seed(&setup).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
+    let content = setup.content("Broadcast", email_template()).await;
+    setup.people("x", 1001).await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let journey = setup
+        .journey(
+            "Broadcast",
+            json!({"entry": {"trigger": {"type": "schedule", "segment": setup.segment, "at": at.to_rfc3339()},
+                             "next": "mail"},
+                   "steps": [{"id": "mail", "type": "send", "channel": channel, "content": content, "next": "end"},
+                             {"id": "end", "type": "exit"}]}),
+        )
+        .await;
+    setup.publish(&journey).await;
+    tokio::time::sleep((at - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    let schedule = || async {
+        setup
+            .gql(
+                "query($w: ID!, $id: ID!) { journey(workspaceId: $w, id: $id) { nextScheduledRun scheduledRunInProgress } }",
+                json!({"w": setup.workspace, "id": journey}),
+            )
+            .await
+    };
+    let (round, _) = setup.app.run_journeys().await;
+    assert_eq!(round.enrolled, 1000, "one page per round");
+    let during = schedule().await;
+    assert_ne!(during.data("journey.scheduledRunInProgress"), &Value::Null, "{:?}", during.body);
+    assert_eq!(during.data("journey.nextScheduledRun"), &Value::Null, "a one-off has no next run");
+    let (round, _) = setup.app.run_journeys().await;
+    assert_eq!(round.enrolled, 1, "the rest, from the cursor");
+    assert_eq!(schedule().await.data("journey.scheduledRunInProgress"), &Value::Null);
+    let (round, _) = setup.app.run_journeys().await;
+    assert_eq!(round.enrolled, 0);
+    let report = setup.report(&journey).await;
+    let entered: i64 =
+        report["byStatus"].as_array().unwrap().iter().map(|c| c["count"].as_i64().unwrap()).sum();
+    assert_eq!(entered, 1001, "each member once");
+}
+
 on_both_backends!(
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
@@ -1539,4 +1579,5 @@ on_both_backends!(
     a_scheduled_journey_enrolls_the_whole_segment_at_its_time,
     hard_bounces_complaints_and_imported_lists_suppress_addresses,
     a_multivariate_test_varies_content_by_factor_levels,
+    a_scheduled_run_over_a_large_segment_resumes_where_it_stopped,
 );
