@@ -15,7 +15,7 @@ use crate::graph::Trigger;
 use crate::journeys::Reentry;
 use crate::service::Campaigns;
 use crate::settings;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use kernel::{JourneyId, ProfileId, SegmentId};
 use platform::sql::Sql;
@@ -43,13 +43,7 @@ pub(crate) fn occurrence_from(
     let mut periods = ((from - at).num_days() / every - 1).max(0);
     loop {
         let candidate = local + Duration::days(periods * every);
-        // In a spring-forward gap the time does not exist that day: take an hour later.
-        let resolved = timezone
-            .from_local_datetime(&candidate)
-            .earliest()
-            .or_else(|| timezone.from_local_datetime(&(candidate + Duration::hours(1))).earliest())
-            .map(|moment| moment.with_timezone(&Utc));
-        if let Some(moment) = resolved
+        if let Some(moment) = settings::resolve_local(timezone, candidate)
             && moment >= from
         {
             return Some(moment);

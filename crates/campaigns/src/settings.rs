@@ -266,18 +266,23 @@ fn next_local_time(time: NaiveTime, timezone: Tz, now: DateTime<Utc>) -> DateTim
     let today = now.with_timezone(&timezone).date_naive();
     for days in 0..=2 {
         let date = today + Duration::days(days);
-        // In a spring-forward gap the time does not exist that day: take the first moment after.
-        let local = timezone
-            .from_local_datetime(&date.and_time(time))
-            .earliest()
-            .or_else(|| timezone.from_local_datetime(&(date.and_time(time) + Duration::hours(1))).earliest());
-        if let Some(at) = local.map(|l| l.with_timezone(&Utc))
+        if let Some(at) = resolve_local(timezone, date.and_time(time))
             && at > now
         {
             return at;
         }
     }
     now + Duration::days(1)
+}
+
+/// The moment a wall clock in `timezone` shows `local`: the earlier one when the clocks go
+/// back, and an hour later when the time does not exist that day (the spring-forward gap).
+pub(crate) fn resolve_local(timezone: Tz, local: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    timezone
+        .from_local_datetime(&local)
+        .earliest()
+        .or_else(|| timezone.from_local_datetime(&(local + Duration::hours(1))).earliest())
+        .map(|moment| moment.with_timezone(&Utc))
 }
 
 fn parse_time(text: &str) -> Result<NaiveTime> {
