@@ -1,5 +1,5 @@
 //! The binary as an operator uses it: `--help`, `schema`, `migrate`, `bootstrap` from stdin
-//! (again for a second agency), and `serve` on the embedded default.
+//! (again for a second agency), `serve` on the embedded default, and `attribution` offline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -195,4 +195,91 @@ async fn logs_carry_no_personal_data_or_secrets() {
     ] {
         assert!(!logs.contains(needle), "the logs contain the {what}");
     }
+}
+
+/// `attribution` reads an exported path file (a file or stdin), needs no database, prints the
+/// models side by side, and refuses bad input with a message and a failing exit code.
+#[test]
+fn attribution_runs_the_models_offline_on_a_path_file() {
+    let dir = temp_dir();
+    let paths = dir.0.join("paths.csv");
+    std::fs::write(
+        &paths,
+        "path;total_conversions;total_conversion_value;total_null\n\
+         email > search > direct;10;1000;40\nsocial > email;5;250;100\nsearch;20;2000;60\n",
+    )
+    .unwrap();
+    let output = passerelle(&dir.0)
+        .args([
+            "attribution",
+            "--paths",
+            paths.to_str().unwrap(),
+            "--model",
+            "last_touch",
+            "--model",
+            "shapley",
+        ])
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = String::from_utf8(output.stdout).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("channel,last_touch_conversions,last_touch_value,shapley_conversions,shapley_value")
+    );
+    let rows: std::collections::BTreeMap<&str, Vec<f64>> = lines
+        .map(|line| {
+            let mut fields = line.split(',');
+            (fields.next().unwrap(), fields.map(|f| f.parse().unwrap()).collect())
+        })
+        .collect();
+    // Last touch: search ends one path (20), direct another (10), email the third (5).
+    assert_eq!(rows["search"][0], 20.0);
+    assert_eq!(rows["direct"][0], 10.0);
+    // Shapley: "email > search > direct" splits 10 in three, "social > email" 5 in two.
+    assert!((rows["email"][2] - (10.0 / 3.0 + 2.5)).abs() < 1e-9, "{rows:?}");
+    assert!(!dir.0.join("data").exists(), "no database was opened");
+
+    let mut child = passerelle(&dir.0)
+        .args(["attribution", "--paths", "-", "--model", "markov", "--removal-effects"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&std::fs::read(&paths).unwrap()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success());
+    assert!(table.contains("markov_1") && table.contains("Removal effects"), "{table}");
+
+    for bad in [vec!["--model", "markov_9"], vec!["--position-weights", "0.5,0.5"]] {
+        let output = passerelle(&dir.0)
+            .args(["attribution", "--paths", paths.to_str().unwrap()])
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{bad:?}");
+        assert!(!String::from_utf8_lossy(&output.stderr).is_empty());
+    }
+    std::fs::write(&paths, "path,total_conversions\na > b,-3\n").unwrap();
+    let output = passerelle(&dir.0)
+        .args([
+            "attribution",
+            "--paths",
+            paths.to_str().unwrap(),
+            "--value-column",
+            "none",
+            "--nulls-column",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
