@@ -147,6 +147,19 @@ impl Setup {
         profiles
     }
 
+    /// A person's touchpoints, newest first (up to 50).
+    async fn touchpoints_of(&self, profile: &str) -> Vec<Value> {
+        let answer = self
+            .gql(
+                "query($w: ID!, $p: ID!) { touchpoints(workspaceId: $w, profileId: $p, first: 50) { edges { node {
+                   profileId kind channel channelId journeyId step variant device at } } } }",
+                json!({"w": self.workspace, "p": profile}),
+            )
+            .await;
+        assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+        answer.data("touchpoints.edges").as_array().unwrap().iter().map(|e| e["node"].clone()).collect()
+    }
+
     async fn report(&self, journey: &str) -> Value {
         let answer = self
             .gql(
@@ -834,6 +847,18 @@ async fn provider_feedback_becomes_touchpoints_and_an_unsubscribe_stops_sends(ba
     assert_eq!(feedback("OPEN", key.clone()).await.data("recordSendFeedback"), &json!(person));
     assert_eq!(feedback("UNSUBSCRIBE", key.clone()).await.data("recordSendFeedback"), &json!(person));
     feedback("CLICK", "not-a-key".into()).await.expect_code("NOT_FOUND");
+    // Each became a touchpoint with the send's channel, journey and step, and the device.
+    let touchpoints = setup.touchpoints_of(&person).await;
+    let kinds: BTreeSet<&str> = touchpoints.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert!(kinds.is_superset(&BTreeSet::from(["send", "open", "unsubscribe"])), "{touchpoints:?}");
+    for touchpoint in &touchpoints {
+        assert_eq!(touchpoint["channel"], "email");
+        assert_eq!(touchpoint["journeyId"], json!(journey));
+        assert_eq!(touchpoint["step"], "first");
+        if matches!(touchpoint["kind"].as_str(), Some("open" | "unsubscribe")) {
+            assert_eq!(touchpoint["device"], "ios");
+        }
+    }
     let consents = setup
         .gql("query($w: ID!, $id: ID!) { profile(workspaceId: $w, id: $id) { consents { channel granted source } } }",
              json!({"w": setup.workspace, "id": person}))
@@ -1414,6 +1439,10 @@ async fn hard_bounces_complaints_and_imported_lists_suppress_addresses(backend: 
                 .await
         }
     };
+    assert!(
+        setup.touchpoints_of(&people[0]).await.iter().any(|t| t["kind"] == "bounce"),
+        "a hard bounce is a bounce touchpoint"
+    );
     let bounced = lookup("B0@example.com").await;
     assert_eq!(bounced.data("addressSuppression.reason"), &json!("HARD_BOUNCE"), "{:?}", bounced.body);
     assert!(bounced.str("addressSuppression.source").starts_with("feedback:"));
@@ -1512,6 +1541,23 @@ async fn a_multivariate_test_varies_content_by_factor_levels(backend: Backend) {
         .collect();
     assert_eq!(recorded, seen, "what each person received is the variant recorded for them");
     assert!(seen.len() >= 5, "60 people spread over the 6 combinations: {seen:?}");
+    // The send touchpoints carry the variant for measurement.
+    let (variants, _) = setup
+        .app
+        .all_pages(
+            "query($w: ID!, $j: ID!, $after: String) { touchpoints(workspaceId: $w, journeyId: $j, kind: \"send\",
+               first: 50, after: $after) { edges { node { variant } } pageInfo { hasNextPage endCursor } } }",
+            json!({"w": setup.workspace, "j": journey}),
+            Some(&setup.token),
+            "touchpoints",
+            "variant",
+        )
+        .await;
+    let mut by_variant: BTreeMap<String, i64> = BTreeMap::new();
+    for variant in variants {
+        *by_variant.entry(variant).or_default() += 1;
+    }
+    assert_eq!(by_variant, seen);
 }
 
 /// A scheduled run pages through its segment (a thousand people per round) and resumes from

@@ -54,7 +54,74 @@ pub struct DeadLetter {
     pub created_at: DateTime<Utc>,
 }
 
+/// A marketing contact with a person, as measurement reads it: `send`, `accepted`,
+/// `delivery`, `open`, `click`, `bounce`, `complaint`, `unsubscribe` or `impression`.
+#[derive(Debug, Clone)]
+pub struct Touchpoint {
+    pub id: Uuid,
+    pub profile_id: ProfileId,
+    pub kind: String,
+    /// The channel's kind (`email`, `sms`…).
+    pub channel: String,
+    pub channel_id: Option<ChannelId>,
+    pub journey_id: Option<JourneyId>,
+    pub step: Option<String>,
+    pub variant: Option<String>,
+    pub device: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
 impl Campaigns {
+    /// Touchpoints, newest first, for a journey, a person and/or a kind.
+    pub async fn touchpoints(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        journey: Option<JourneyId>,
+        profile: Option<ProfileId>,
+        kind: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Touchpoint>> {
+        let scope = self.authorize(actor, workspace, Permission::Read).await?;
+        let txn = scope.begin(self.db()).await?;
+        let mut select = Sql::new(
+            "SELECT id, profile_id, kind, channel, channel_id, journey_id, step, variant, device, at FROM touchpoints \
+             WHERE tenant_id = ",
+        );
+        select.bind(workspace.as_uuid());
+        if let Some(journey) = journey {
+            select.push(" AND journey_id = ").bind(journey.as_uuid());
+        }
+        if let Some(profile) = profile {
+            select.push(" AND profile_id = ").bind(profile.as_uuid());
+        }
+        if let Some(kind) = kind {
+            select.push(" AND kind = ").bind(kind.to_owned());
+        }
+        select.keyset("id", &page, Order::NewestFirst);
+        let touchpoints = select
+            .fetch_all(&txn)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Touchpoint {
+                    id: row.try_get("", "id")?,
+                    profile_id: ProfileId::from_uuid(row.try_get("", "profile_id")?),
+                    kind: row.try_get("", "kind")?,
+                    channel: row.try_get("", "channel")?,
+                    channel_id: row.try_get::<Option<Uuid>>("", "channel_id")?.map(ChannelId::from_uuid),
+                    journey_id: row.try_get::<Option<Uuid>>("", "journey_id")?.map(JourneyId::from_uuid),
+                    step: row.try_get("", "step")?,
+                    variant: row.try_get("", "variant")?,
+                    device: row.try_get("", "device")?,
+                    at: row.try_get("", "at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        txn.commit().await?;
+        Ok(Page::from_overfetched(touchpoints, page, |t| t.id))
+    }
+
     /// Why people did not receive messages, newest first, for a journey and/or a person.
     pub async fn send_blocks(
         &self,

@@ -237,6 +237,44 @@ impl SendBlock {
     }
 }
 
+/// A marketing contact with a person, for measurement.
+pub struct Touchpoint(pub campaigns::reports::Touchpoint);
+
+#[Object]
+impl Touchpoint {
+    async fn profile_id(&self) -> ID {
+        ID(self.0.profile_id.to_string())
+    }
+    /// `send`, `accepted`, `delivery`, `open`, `click`, `bounce`, `complaint`, `unsubscribe`,
+    /// `impression`.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    /// The channel's kind (`email`, `sms`…).
+    async fn channel(&self) -> &str {
+        &self.0.channel
+    }
+    async fn channel_id(&self) -> Option<ID> {
+        self.0.channel_id.map(|c| ID(c.to_string()))
+    }
+    async fn journey_id(&self) -> Option<ID> {
+        self.0.journey_id.map(|j| ID(j.to_string()))
+    }
+    async fn step(&self) -> Option<&str> {
+        self.0.step.as_deref()
+    }
+    /// The experiment arm (`B`, or `subject=short,colour=red` for a multivariate test).
+    async fn variant(&self) -> Option<&str> {
+        self.0.variant.as_deref()
+    }
+    async fn device(&self) -> Option<&str> {
+        self.0.device.as_deref()
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
 pub struct DeadLetter(pub campaigns::reports::DeadLetter);
 
 #[Object]

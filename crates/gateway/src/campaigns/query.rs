@@ -1,6 +1,6 @@
 use super::objects::{
     Channel, Content, ContentBlock, DeadLetter, Journey, JourneyReport, JourneySimulation, JourneyVersion,
-    Problem, RenderedContent, SendBlock, SendSettings,
+    Problem, RenderedContent, SendBlock, SendSettings, Touchpoint,
 };
 use crate::{
     connection::{into_connection, page_request},
@@ -179,6 +179,31 @@ impl CampaignsQuery {
         let found =
             ctx.campaigns().send_blocks(ctx.actor()?, workspace, journey, profile, page).await.gql()?;
         Ok(into_connection(found, SendBlock))
+    }
+
+    /// Touchpoints (sends, deliveries, opens, clicks, bounces…), newest first; for a journey,
+    /// a profile and/or a kind (`send`, `click`…).
+    #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
+    async fn touchpoints(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Option<ID>,
+        journey_id: Option<ID>,
+        profile_id: Option<ID>,
+        kind: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Touchpoint>> {
+        let workspace = ctx.workspace(workspace_id.as_ref())?;
+        let journey = journey_id.as_ref().map(parse_id).transpose()?;
+        let profile = profile_id.as_ref().map(parse_id).transpose()?;
+        let page = page_request(first, after)?;
+        let found = ctx
+            .campaigns()
+            .touchpoints(ctx.actor()?, workspace, journey, profile, kind.as_deref(), page)
+            .await
+            .gql()?;
+        Ok(into_connection(found, Touchpoint))
     }
 
     /// Sends that will not be delivered, with the last error.
