@@ -184,6 +184,8 @@ impl CampaignsQuery {
     /// Touchpoints (sends, deliveries, opens, clicks, bounces…), newest first; for a journey,
     /// a profile and/or a kind (`send`, `click`…).
     #[graphql(complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity)")]
+    // Each parameter after the context is a GraphQL argument: three filters and the page.
+    #[allow(clippy::too_many_arguments)]
     async fn touchpoints(
         &self,
         ctx: &Context<'_>,
