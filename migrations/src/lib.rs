@@ -19,6 +19,7 @@ mod m0009_segment_indexes;
 mod m0010_campaigns;
 mod m0011_journey_events;
 mod m0012_suppressions_schedules;
+mod m0013_measurement;
 
 pub use sea_orm_migration;
 
@@ -57,6 +58,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "journey_event_cursors",
     "offers",
     "address_suppressions",
+    "measurement_settings",
+    "conversion_definitions",
+    "spend",
 ];
 
 pub struct Migrator;
@@ -77,6 +81,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_campaigns::Migration),
             Box::new(m0011_journey_events::Migration),
             Box::new(m0012_suppressions_schedules::Migration),
+            Box::new(m0013_measurement::Migration),
         ]
     }
 }
@@ -155,6 +160,7 @@ mod tests {
             super::m0010_campaigns::TENANT_TABLES,
             super::m0011_journey_events::TENANT_TABLES,
             super::m0012_suppressions_schedules::TENANT_TABLES,
+            super::m0013_measurement::TENANT_TABLES,
         ]
         .concat();
         assert_eq!(steps, super::TENANT_TABLES);

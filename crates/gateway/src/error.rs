@@ -114,7 +114,15 @@ impl IntoGraphqlError for campaigns::CampaignsError {
 
 impl IntoGraphqlError for measurement::MeasurementError {
     fn into_graphql(self) -> async_graphql::Error {
-        coded(self.code(), self.to_string())
+        match self {
+            measurement::MeasurementError::Tenancy(inner) => inner.into_graphql(),
+            measurement::MeasurementError::Campaigns(inner) => inner.into_graphql(),
+            measurement::MeasurementError::Internal(cause) => {
+                tracing::error!(error = %cause, "internal error");
+                coded(ErrorCode::Internal, "internal error")
+            }
+            other => coded(other.code(), other.to_string()),
+        }
     }
 }
 

@@ -129,6 +129,11 @@ id_type!(
     "enrollment id"
 );
 id_type!(
+    /// A workspace's definition of what counts as a conversion, for measurement.
+    ConversionId,
+    "conversion id"
+);
+id_type!(
     /// The `tenant_id` column of every tenant table. It is the workspace id; the separate type
     /// marks the places where the value is used as an isolation key.
     TenantId,

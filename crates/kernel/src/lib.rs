@@ -10,9 +10,9 @@ pub mod retry;
 pub use clock::{Clock, SystemClock};
 pub use error_code::ErrorCode;
 pub use ids::{
-    AgencyId, ApiKeyId, AuditEntryId, AuditTargetId, ChannelId, ContentId, EnrollmentId, EventId,
-    IdParseError, IdentityId, ImportId, JourneyId, MembershipId, MergeId, ProfileId, SegmentId, SessionId,
-    TenantId, UserId, WorkspaceId,
+    AgencyId, ApiKeyId, AuditEntryId, AuditTargetId, ChannelId, ContentId, ConversionId, EnrollmentId,
+    EventId, IdParseError, IdentityId, ImportId, JourneyId, MembershipId, MergeId, ProfileId, SegmentId,
+    SessionId, TenantId, UserId, WorkspaceId,
 };
 pub use page::{Cursor, CursorError, Page, PageRequest};
 pub use retry::retry_after_seconds;

@@ -66,14 +66,19 @@ pub(crate) fn facts(
         facts.previous_id = body.get("previousId").and_then(Value::as_str).map(str::to_owned);
     }
     facts.revenue = revenue(name, body.get("properties"));
-    facts.device = device
-        .and_then(|d| d.get("type"))
+    facts.device = device_of(ctx);
+    facts
+}
+
+/// The device an event came from: `context.device.type`, else the OS name, else `web` for a
+/// browser (a user agent); lowercase.
+pub(crate) fn device_of(ctx: Option<&Value>) -> Option<String> {
+    ctx.and_then(|c| c.pointer("/device/type"))
         .or_else(|| ctx.and_then(|c| c.pointer("/os/name")))
         .and_then(Value::as_str)
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty() && s.len() <= 32)
-        .or_else(|| ctx.and_then(|c| c.get("userAgent")).map(|_| "web".to_owned()));
-    facts
+        .or_else(|| ctx.and_then(|c| c.get("userAgent")).map(|_| "web".to_owned()))
 }
 
 fn number(value: Option<&Value>) -> Option<f64> {

@@ -18,6 +18,7 @@ mod extract;
 pub mod identity;
 pub mod imports;
 mod ingest;
+pub mod marketing;
 pub mod message;
 pub mod privacy;
 mod processor;

@@ -63,6 +63,8 @@ pub struct IncomingEvent {
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub channel: Option<String>,
+    /// UTM parameters, external referrer and device, for measurement.
+    pub marketing: crate::marketing::MarketingContext,
     /// The message as sent (without `writeKey`), with `receivedAt` and the merged batch
     /// `context`/`integrations`.
     pub body: Value,
@@ -235,7 +237,8 @@ pub fn parse_message(
     object.insert("receivedAt".into(), Value::from(received_at.to_rfc3339()));
     let body = Value::Object(object);
     let channel = channel_of(event_type, &body);
-    Ok(IncomingEvent { message_id, event_type, name, occurred_at, received_at, channel, body })
+    let marketing = crate::marketing::marketing_context(&body, channel.as_deref());
+    Ok(IncomingEvent { message_id, event_type, name, occurred_at, received_at, channel, marketing, body })
 }
 
 /// Ids may arrive as numbers from some SDKs; they are stored as strings. Empty strings count

@@ -190,6 +190,8 @@ impl ImportUpload {
                                 occurred_at,
                                 received_at,
                                 channel: None,
+                                // CRM rows are records, not marketing contacts.
+                                marketing: Default::default(),
                                 body: mapped.body,
                             });
                         }

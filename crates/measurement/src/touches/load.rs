@@ -1,0 +1,311 @@
+//! Reading touches, conversions and merges for a report, streamed row by row so a report over
+//! millions of events never holds them all as database rows.
+
+use super::rules::{ChannelRules, TouchFacts};
+use crate::Result;
+use crate::conversions::{ConversionDefinition, Worth};
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use platform::sql::Sql;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, StreamTrait};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// What a report's touches are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TouchDimension {
+    /// The marketing channel (by the workspace's rules, or the campaign's channel kind).
+    Channel,
+    /// The journey for campaign touches, the UTM campaign for ingested ones.
+    Campaign,
+    /// The device the touch reached (`ios`, `android`, `web`…).
+    Device,
+}
+
+/// Label of a touch with no campaign or device.
+pub const NONE_LABEL: &str = "(none)";
+
+/// Interned labels: a report handles millions of touches but a few hundred distinct names.
+#[derive(Debug, Default)]
+pub struct Labels {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Labels {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.index.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), id);
+        id
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or(NONE_LABEL, String::as_str)
+    }
+}
+
+/// One touch of one person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Touch {
+    pub at: DateTime<Utc>,
+    pub channel: u32,
+    pub campaign: u32,
+    pub device: u32,
+}
+
+impl Touch {
+    pub fn label(&self, dimension: TouchDimension) -> u32 {
+        match dimension {
+            TouchDimension::Channel => self.channel,
+            TouchDimension::Campaign => self.campaign,
+            TouchDimension::Device => self.device,
+        }
+    }
+}
+
+/// One conversion of one person.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Conversion {
+    pub at: DateTime<Utc>,
+    pub value: f64,
+}
+
+/// Everyone's touches in a window, each person's in time order.
+#[derive(Debug, Default)]
+pub struct TouchLog {
+    pub labels: Labels,
+    pub by_profile: HashMap<Uuid, Vec<Touch>>,
+    pub count: u64,
+}
+
+/// Conversions in a window, each person's in time order.
+#[derive(Debug, Default)]
+pub struct ConversionLog {
+    pub by_profile: HashMap<Uuid, Vec<Conversion>>,
+    pub count: u64,
+    pub value: f64,
+    /// Events of the right name that stated another currency.
+    pub other_currency: u64,
+}
+
+/// Profiles merged into others: events already point at the survivor, but campaign touchpoints
+/// and enrollments keep the id they had.
+#[derive(Debug, Default)]
+pub struct Merges(HashMap<Uuid, Uuid>);
+
+impl Merges {
+    pub async fn load<C: ConnectionTrait>(txn: &C, tenant: Uuid) -> Result<Self> {
+        let mut statement = Sql::new("SELECT id, merged_into FROM profiles WHERE tenant_id = ");
+        statement.bind(tenant).push(" AND merged_into IS NOT NULL");
+        let rows = statement.fetch_all(txn).await?;
+        let mut map = HashMap::with_capacity(rows.len());
+        for row in rows {
+            map.insert(row.try_get::<Uuid>("", "id")?, row.try_get::<Uuid>("", "merged_into")?);
+        }
+        Ok(Self(map))
+    }
+
+    /// The profile that holds this one's data now (following chains of merges).
+    pub fn current(&self, mut profile: Uuid) -> Uuid {
+        for _ in 0..=self.0.len() {
+            match self.0.get(&profile) {
+                Some(next) => profile = *next,
+                None => break,
+            }
+        }
+        profile
+    }
+}
+
+/// What a report reads touches for.
+pub struct TouchQuery<'a> {
+    pub tenant: Uuid,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub rules: &'a ChannelRules,
+    /// Campaign touchpoint kinds that count (`send`, `impression`, `click`…).
+    pub campaign_kinds: &'a [String],
+}
+
+/// Reads ingested and campaign touches in `[from, to)`.
+pub async fn load_touches(
+    txn: &DatabaseTransaction,
+    query: &TouchQuery<'_>,
+    merges: &Merges,
+) -> Result<TouchLog> {
+    let mut log = TouchLog::default();
+    // Distinct marketing contexts are few: classify each once.
+    let mut classified: HashMap<[Option<String>; 5], u32> = HashMap::new();
+    let mut events = Sql::new(
+        "SELECT profile_id, occurred_at, channel, utm_source, utm_medium, utm_campaign, referrer_host, device \
+         FROM events WHERE tenant_id = ",
+    );
+    events
+        .bind(query.tenant)
+        .push(" AND touch AND occurred_at >= ")
+        .bind(query.from)
+        .push(" AND occurred_at < ")
+        .bind(query.to)
+        .push(" AND profile_id IS NOT NULL");
+    let mut rows = txn.stream_raw(events.statement(ConnectionTrait::get_database_backend(txn))).await?;
+    while let Some(row) = rows.try_next().await? {
+        let profile: Uuid = row.try_get("", "profile_id")?;
+        let at: DateTime<Utc> = row.try_get("", "occurred_at")?;
+        let context: [Option<String>; 5] = [
+            row.try_get("", "channel")?,
+            row.try_get("", "utm_source")?,
+            row.try_get("", "utm_medium")?,
+            row.try_get("", "utm_campaign")?,
+            row.try_get("", "referrer_host")?,
+        ];
+        let channel = match classified.get(&context) {
+            Some(&channel) => channel,
+            None => {
+                let facts = TouchFacts {
+                    event_channel: context[0].as_deref(),
+                    source: context[1].as_deref(),
+                    medium: context[2].as_deref(),
+                    campaign: context[3].as_deref(),
+                    referrer: context[4].as_deref(),
+                };
+                let channel = log.labels.intern(query.rules.classify(&facts));
+                classified.insert(context.clone(), channel);
+                channel
+            }
+        };
+        let campaign = log.labels.intern(context[3].as_deref().unwrap_or(NONE_LABEL));
+        let device: Option<String> = row.try_get("", "device")?;
+        let device = log.labels.intern(device.as_deref().unwrap_or(NONE_LABEL));
+        log.by_profile.entry(profile).or_default().push(Touch { at, channel, campaign, device });
+        log.count += 1;
+    }
+    drop(rows);
+
+    if !query.campaign_kinds.is_empty() {
+        let mut touchpoints = Sql::new(
+            "SELECT t.profile_id, t.at, t.channel, t.device, j.name AS journey FROM touchpoints t \
+             LEFT JOIN journeys j ON j.tenant_id = t.tenant_id AND j.id = t.journey_id WHERE t.tenant_id = ",
+        );
+        touchpoints
+            .bind(query.tenant)
+            .push(" AND t.at >= ")
+            .bind(query.from)
+            .push(" AND t.at < ")
+            .bind(query.to)
+            .push(" AND t.kind IN ")
+            .bind_list(query.campaign_kinds.iter().cloned());
+        let mut rows =
+            txn.stream_raw(touchpoints.statement(ConnectionTrait::get_database_backend(txn))).await?;
+        while let Some(row) = rows.try_next().await? {
+            let profile = merges.current(row.try_get("", "profile_id")?);
+            let at: DateTime<Utc> = row.try_get("", "at")?;
+            let channel: String = row.try_get("", "channel")?;
+            let journey: Option<String> = row.try_get("", "journey")?;
+            let device: Option<String> = row.try_get("", "device")?;
+            let touch = Touch {
+                at,
+                channel: log.labels.intern(&channel),
+                campaign: log.labels.intern(journey.as_deref().unwrap_or(NONE_LABEL)),
+                device: log.labels.intern(device.as_deref().unwrap_or(NONE_LABEL)),
+            };
+            log.by_profile.entry(profile).or_default().push(touch);
+            log.count += 1;
+        }
+    }
+    for touches in log.by_profile.values_mut() {
+        touches.sort_by_key(|touch| touch.at);
+    }
+    Ok(log)
+}
+
+/// Reads the conversions of `definition` in `[from, to)`.
+pub async fn load_conversions(
+    txn: &DatabaseTransaction,
+    tenant: Uuid,
+    definition: &ConversionDefinition,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<ConversionLog> {
+    let backend = ConnectionTrait::get_database_backend(txn);
+    let properties = match backend {
+        DbBackend::Postgres => "body->'properties'",
+        _ => "json_extract(body, '$.properties')",
+    };
+    let mut select = Sql::new(&format!(
+        "SELECT profile_id, occurred_at, {properties} AS properties FROM events WHERE tenant_id = "
+    ));
+    select
+        .bind(tenant)
+        .push(" AND type = 'track' AND name = ")
+        .bind(definition.event_name.clone())
+        .push(" AND occurred_at >= ")
+        .bind(from)
+        .push(" AND occurred_at < ")
+        .bind(to)
+        .push(" AND profile_id IS NOT NULL");
+    let mut log = ConversionLog::default();
+    let mut rows = txn.stream_raw(select.statement(backend)).await?;
+    while let Some(row) = rows.try_next().await? {
+        let properties = json_column(&row, "properties");
+        match definition.worth(&properties) {
+            Worth::Counts(value) => {
+                let profile: Uuid = row.try_get("", "profile_id")?;
+                let at: DateTime<Utc> = row.try_get("", "occurred_at")?;
+                log.by_profile.entry(profile).or_default().push(Conversion { at, value });
+                log.count += 1;
+                log.value += value;
+            }
+            Worth::OtherCurrency => log.other_currency += 1,
+            Worth::FilteredOut => {}
+        }
+    }
+    drop(rows);
+    for conversions in log.by_profile.values_mut() {
+        conversions.sort_by_key(|conversion| conversion.at);
+    }
+    Ok(log)
+}
+
+/// A JSON column or expression: `jsonb` on PostgreSQL, JSON text on SQLite; `Null` when absent.
+fn json_column(row: &QueryResult, column: &str) -> Value {
+    if let Ok(Some(value)) = row.try_get::<Option<Value>>("", column) {
+        return value;
+    }
+    row.try_get::<Option<String>>("", column)
+        .ok()
+        .flatten()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_follow_chains_and_stop_on_cycles() {
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let merges = Merges(HashMap::from([(a, b), (b, c)]));
+        assert_eq!(merges.current(a), c);
+        assert_eq!(merges.current(c), c);
+        let cycle = Merges(HashMap::from([(a, b), (b, a)]));
+        let end = cycle.current(a);
+        assert!(end == a || end == b, "a corrupt cycle ends instead of looping");
+    }
+
+    #[test]
+    fn labels_are_interned_once() {
+        let mut labels = Labels::default();
+        let email = labels.intern("email");
+        assert_eq!(labels.intern("sms"), email + 1);
+        assert_eq!(labels.intern("email"), email);
+        assert_eq!(labels.name(email), "email");
+    }
+}
