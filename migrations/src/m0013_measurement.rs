@@ -27,7 +27,6 @@ ALTER TABLE events ADD COLUMN utm_campaign text;
 ALTER TABLE events ADD COLUMN referrer_host text;
 ALTER TABLE events ADD COLUMN device text;
 CREATE INDEX events_touches ON events (tenant_id, occurred_at) WHERE touch;
-CREATE INDEX events_name_time ON events (tenant_id, name, occurred_at) WHERE type = 'track';
 CREATE INDEX touchpoints_at ON touchpoints (tenant_id, at);
 CREATE TABLE measurement_settings (
     tenant_id {uuid} NOT NULL REFERENCES workspaces (id),

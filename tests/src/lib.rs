@@ -62,6 +62,8 @@ pub struct TestApp {
     /// The running app's campaigns service, for deterministic rounds of the journey executor
     /// and of delivery.
     pub campaigns: campaigns::Campaigns,
+    /// The running app's measurement service (its report cache statistics).
+    pub measurement: measurement::Measurement,
     _data_dir: TempDir,
 }
 
@@ -173,7 +175,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     configure(&mut settings);
     let app = Application::build(settings.clone()).await.expect("the application builds");
     let (addr, services) = app.spawn();
-    let passerelle::Services { tenancy, profiles, segments, campaigns, .. } = services;
+    let passerelle::Services { tenancy, profiles, segments, campaigns, measurement, .. } = services;
     TestApp {
         addr,
         backend,
@@ -184,6 +186,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         profiles,
         segments,
         campaigns,
+        measurement,
         _data_dir: TempDir(data_dir),
     }
 }

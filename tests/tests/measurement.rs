@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use passerelle_tests::{Backend, on_both_backends, spawn_app};
+use chrono::{Duration, Utc};
+use passerelle_tests::{Backend, TestApp, on_both_backends, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
 
 const PATHS: &str = "path,total_conversions,total_conversion_value,total_null
 email > search > direct,10,1000,40
@@ -151,7 +153,492 @@ async fn the_experiment_calculator_and_sample_sizes_answer_on_raw_counts(backend
     }
 }
 
+/// A workspace with a write key and a conversion definition (orders in EUR, value `total`).
+struct Shop {
+    app: TestApp,
+    token: String,
+    workspace: String,
+    key: String,
+    conversion: String,
+}
+
+impl Shop {
+    async fn open(backend: Backend) -> Self {
+        let app = spawn_app_with(backend, |settings| settings.workers = false).await;
+        let (token, workspace, key) = app.tracking_workspace().await;
+        let created = app
+            .gql(
+                "mutation($w: ID!) { createConversion(workspaceId: $w, input: {name: \"Orders\",
+                   eventName: \"Order Completed\", valueProperty: \"total\", currency: \"eur\",
+                   filters: [{property: \"total\", op: GTE, value: 0}]}) { id currency lookbackDays filters { op } } }",
+                json!({"w": workspace}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(created.data("createConversion.currency"), &json!("EUR"), "{:?}", created.body);
+        assert_eq!(created.data("createConversion.lookbackDays"), &json!(30));
+        let conversion = created.str("createConversion.id");
+        Self { app, token, workspace, key, conversion }
+    }
+
+    async fn gql(&self, query: &str, variables: Value) -> passerelle_tests::Gql {
+        self.app.gql(query, variables, Some(&self.token)).await
+    }
+
+    async fn send(&self, batch: Vec<Value>) {
+        let (status, body) = self.app.track("batch", Some(&self.key), &json!({"batch": batch})).await;
+        assert_eq!(status, 200, "{body}");
+        self.app.process_events().await;
+    }
+
+    async fn report(&self, input: Value) -> passerelle_tests::Gql {
+        self.gql(
+            "query($w: ID!, $i: AttributionInput!) { attribution(workspaceId: $w, input: $i) {
+               conversionName currency conversions value conversionsWithoutTouch valueWithoutTouch
+               otherCurrencyConversions convertingPaths nonConvertingPaths touches spend cached stableSince
+               models { model note rows { key conversions value share spend returnOnSpend costPerAcquisition }
+                        removalEffects { key effect } }
+               months { month conversions shares { model key share change flagged } } } }",
+            json!({"w": self.workspace, "i": input}),
+        )
+        .await
+    }
+}
+
+fn days_ago(days: i64) -> String {
+    (Utc::now() - Duration::days(days)).to_rfc3339()
+}
+
+fn page(user: &str, days: i64, context: Value) -> Value {
+    json!({"type": "page", "userId": user, "name": "Home", "timestamp": days_ago(days), "context": context})
+}
+
+fn order(user: &str, days: i64, total: f64, currency: &str) -> Value {
+    json!({"type": "track", "userId": user, "event": "Order Completed", "timestamp": days_ago(days),
+           "properties": {"total": total, "currency": currency}})
+}
+
+fn model<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["models"].as_array().unwrap().iter().find(|m| m["model"] == name).unwrap()
+}
+
+fn row<'a>(model: &'a Value, key: &str) -> Option<&'a Value> {
+    model["rows"].as_array().unwrap().iter().find(|r| r["key"] == key)
+}
+
+fn value_of(model: &Value, key: &str) -> f64 {
+    row(model, key).map_or(0.0, |r| r["value"].as_f64().unwrap())
+}
+
+async fn attribution_reports_are_built_from_ingested_events(backend: Backend) {
+    let shop = Shop::open(backend).await;
+    let ios = json!({"device": {"type": "ios"}});
+    let mut batch = vec![
+        // Ana: a paid search click, then a visit from Facebook, then an order (100).
+        page(
+            "ana",
+            10,
+            json!({"campaign": {"source": "google", "medium": "cpc", "name": "Brand"},
+                               "device": {"type": "ios"}}),
+        ),
+        page(
+            "ana",
+            8,
+            json!({"page": {"url": "https://shop.example/", "referrer": "https://www.facebook.com/x"},
+                              "device": {"type": "ios"}}),
+        ),
+        order("ana", 7, 100.0, "EUR"),
+        // Bob: a newsletter visit (UTM in the URL), an order (50), then a second order with
+        // no touch since the first (30).
+        page(
+            "bob",
+            6,
+            json!({"page": {"url": "https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=Black-Friday"}}),
+        ),
+        order("bob", 5, 50.0, "EUR"),
+        order("bob", 4, 30.0, "EUR"),
+        // Cyd: a paid search visit and no order: a journey that led nowhere.
+        page("cyd", 3, json!({"campaign": {"source": "bing", "medium": "cpc"}})),
+        // Dan orders in dollars: left out and counted.
+        page("dan", 3, json!({"campaign": {"source": "bing", "medium": "cpc"}})),
+        order("dan", 2, 20.0, "USD"),
+        // Eve called the call centre, then ordered (40).
+        json!({"type": "track", "userId": "eve", "event": "Called", "timestamp": days_ago(9),
+               "context": {"channel": "call_center"}}),
+        order("eve", 2, 40.0, "EUR"),
+        // Internal navigation is no touch.
+        page(
+            "eve",
+            2,
+            json!({"page": {"url": "https://shop.example/cart", "referrer": "https://shop.example/"}}),
+        ),
+    ];
+    batch[2]["context"] = ios;
+    shop.send(batch).await;
+
+    let period = json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1)});
+    let answer = shop.report(period.clone()).await;
+    assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+    let report = answer.data("attribution").clone();
+    assert_eq!(report["conversionName"], json!("Orders"));
+    assert_eq!((report["conversions"].as_u64(), report["value"].as_f64()), (Some(4), Some(220.0)));
+    assert_eq!(
+        (report["conversionsWithoutTouch"].as_u64(), report["valueWithoutTouch"].as_f64()),
+        (Some(1), Some(30.0))
+    );
+    assert_eq!(report["otherCurrencyConversions"], json!(1));
+    assert_eq!(
+        (report["convertingPaths"].as_u64(), report["nonConvertingPaths"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(report["cached"], json!(false));
+    assert_eq!(report["models"].as_array().unwrap().len(), 9, "every model side by side");
+    for model in report["models"].as_array().unwrap() {
+        let rows = model["rows"].as_array().unwrap();
+        let conversions: f64 = rows.iter().map(|r| r["conversions"].as_f64().unwrap()).sum();
+        let value: f64 = rows.iter().map(|r| r["value"].as_f64().unwrap()).sum();
+        assert!((conversions - 3.0).abs() < 1e-9, "{}: {conversions}", model["model"]);
+        assert!((value - 190.0).abs() < 1e-6, "{}: {value}", model["model"]);
+    }
+    let last = model(&report, "last_touch");
+    assert_eq!(value_of(last, "social"), 100.0, "the Facebook referral closed Ana's order");
+    assert_eq!(value_of(last, "email"), 50.0);
+    assert_eq!(value_of(last, "call_center"), 40.0, "an offline channel is a touch");
+    assert_eq!(value_of(model(&report, "first_touch"), "paid_search"), 100.0);
+    assert_eq!(value_of(model(&report, "linear"), "paid_search"), 50.0);
+    assert!(model(&report, "markov_1")["removalEffects"].as_array().unwrap().len() >= 4);
+
+    // By campaign and by device.
+    let by_campaign = shop
+        .report(json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1),
+                                         "by": "CAMPAIGN", "models": ["last_touch"]}))
+        .await;
+    let last = model(by_campaign.data("attribution"), "last_touch");
+    assert_eq!(value_of(last, "black-friday"), 50.0, "{last}");
+    let by_device = shop
+        .report(json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1),
+                                       "by": "DEVICE", "models": ["first_touch"]}))
+        .await;
+    assert_eq!(value_of(model(by_device.data("attribution"), "first_touch"), "ios"), 100.0);
+
+    // Cached until the data changes: a new conversion arrives, then spend.
+    let again = shop.report(period.clone()).await;
+    assert_eq!(again.data("attribution.cached"), &json!(true));
+    assert_eq!(again.data("attribution.conversions"), &json!(4));
+    shop.send(vec![
+        page("fay", 1, json!({"campaign": {"source": "newsletter", "medium": "email"}})),
+        order("fay", 1, 10.0, "EUR"),
+    ])
+    .await;
+    let fresh = shop.report(period.clone()).await;
+    assert_eq!(fresh.data("attribution.cached"), &json!(false), "a new conversion invalidates the report");
+    assert_eq!(fresh.data("attribution.conversions"), &json!(5));
+
+    // Spend through GraphQL rows and a CSV; return on spend per row.
+    let spend_day = (Utc::now() - Duration::days(8)).date_naive().to_string();
+    let recorded = shop
+        .gql(
+            "mutation($w: ID!, $r: [SpendInput!]!) { recordSpend(workspaceId: $w, rows: $r) }",
+            json!({"w": shop.workspace, "r": [
+                {"day": spend_day, "channel": "Social", "amount": 20, "currency": "EUR"},
+                {"day": spend_day, "channel": "social", "amount": 25, "currency": "EUR"},
+                {"day": spend_day, "channel": "paid_search", "amount": 40, "currency": "EUR"}]}),
+        )
+        .await;
+    assert_eq!(
+        recorded.data("recordSpend"),
+        &json!(2),
+        "the same day and channel twice: the last figure wins"
+    );
+    let csv = format!("day;channel;campaign;amount\n{spend_day};email;Black-Friday;10\n");
+    let imported = shop
+        .gql(
+            "mutation($w: ID!, $c: String!) { importSpend(workspaceId: $w, csv: $c, currency: \"EUR\") }",
+            json!({"w": shop.workspace, "c": csv}),
+        )
+        .await;
+    assert_eq!(imported.data("importSpend"), &json!(1), "{:?}", imported.body);
+    let with_spend = shop.report(period.clone()).await;
+    assert_eq!(with_spend.data("attribution.cached"), &json!(false), "new spend invalidates the report");
+    let report = with_spend.data("attribution").clone();
+    assert_eq!(report["spend"], json!(75.0));
+    let social = row(model(&report, "last_touch"), "social").unwrap().clone();
+    assert_eq!((social["spend"].as_f64(), social["returnOnSpend"].as_f64()), (Some(25.0), Some(4.0)));
+    assert_eq!(social["costPerAcquisition"], json!(25.0));
+    let totals = shop
+        .gql("query($w: ID!, $f: NaiveDate!, $t: NaiveDate!) { spend(workspaceId: $w, from: $f, to: $t, groupBy: CHANNEL) { key amount currency } }",
+             json!({"w": shop.workspace, "f": spend_day, "t": (Utc::now() + Duration::days(1)).date_naive().to_string()}))
+        .await;
+    let keys: Vec<(String, f64)> = totals
+        .data("spend")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap().to_owned(), t["amount"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("email".to_owned(), 10.0), ("paid_search".to_owned(), 40.0), ("social".to_owned(), 25.0)]
+    );
+
+    // Month by month, with shares that add up and changes flagged.
+    let monthly = shop
+        .report(json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1),
+                                     "models": ["last_touch"], "monthly": true}))
+        .await;
+    let months = monthly.data("attribution.months").as_array().unwrap().clone();
+    assert!(!months.is_empty(), "{:?}", monthly.body);
+    let in_months: u64 = months.iter().map(|m| m["conversions"].as_u64().unwrap()).sum();
+    assert_eq!(in_months, 5, "every conversion falls in one month");
+    for month in &months {
+        let shares: f64 =
+            month["shares"].as_array().unwrap().iter().map(|s| s["share"].as_f64().unwrap()).sum();
+        assert!(shares == 0.0 || (shares - 1.0).abs() < 1e-9, "{month}");
+    }
+
+    // The agency's own rules apply to past touches.
+    let rules = shop
+        .gql("mutation($w: ID!) { setChannelRules(workspaceId: $w, rules: [{channel: \"Brand Search\", source: \"google\", campaign: \"brand.*\"}]) { standard rules { channel } } }",
+             json!({"w": shop.workspace}))
+        .await;
+    assert_eq!(rules.data("setChannelRules.standard"), &json!(false), "{:?}", rules.body);
+    let ruled = shop.report(json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1), "models": ["first_touch", "last_touch"]})).await;
+    let report = ruled.data("attribution").clone();
+    assert_eq!(value_of(model(&report, "first_touch"), "brand search"), 100.0);
+    assert_eq!(
+        value_of(model(&report, "last_touch"), "unassigned"),
+        160.0,
+        "no rule claims the referral or the newsletters (Ana 100, Bob 50, Fay 10)"
+    );
+    let standard = shop.gql("mutation($w: ID!) { setChannelRules(workspaceId: $w, rules: []) { standard rules { channel } } }", json!({"w": shop.workspace})).await;
+    assert_eq!(standard.data("setChannelRules.standard"), &json!(true));
+
+    // One segment's people only.
+    shop.send(vec![json!({"type": "identify", "userId": "ana", "traits": {"vip": true}})]).await;
+    shop.app.segments.apply_changes().await.unwrap();
+    let segment = shop
+        .gql("mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"VIP\", definition: {text: \"trait vip = true\"}}) { id size } }",
+             json!({"w": shop.workspace}))
+        .await;
+    let vips = shop
+        .report(json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1),
+                                  "segmentId": segment.str("createSegment.id"), "models": ["last_touch"]}))
+        .await;
+    assert_eq!(vips.data("attribution.conversions"), &json!(1), "{:?}", vips.body);
+    assert_eq!(value_of(model(vips.data("attribution"), "last_touch"), "social"), 100.0);
+
+    // Customer quality by acquisition channel (nobody's 90 days are over yet).
+    let quality = shop
+        .gql("query($w: ID!, $c: ID!, $f: DateTime!, $t: DateTime!) { customerQuality(workspaceId: $w, conversionId: $c, from: $f, to: $t) {
+               channel people maturePeople conversionRate } }",
+             json!({"w": shop.workspace, "c": shop.conversion, "f": days_ago(20), "t": days_ago(-1)}))
+        .await;
+    let groups: BTreeMap<String, (u64, u64)> = quality
+        .data("customerQuality")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["channel"].as_str().unwrap().to_owned(),
+                (g["people"].as_u64().unwrap(), g["maturePeople"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(groups.get("paid_search"), Some(&(3, 0)), "{groups:?}");
+    assert_eq!(groups.get("call_center"), Some(&(1, 0)));
+    assert_eq!(groups.values().map(|(people, _)| people).sum::<u64>(), 6);
+
+    // Bad input, strangers and roles.
+    let bad = |input: Value| shop.report(input);
+    bad(json!({"conversionId": shop.conversion, "from": days_ago(1), "to": days_ago(2)}))
+        .await
+        .expect_code("BAD_USER_INPUT");
+    bad(
+        json!({"conversionId": shop.conversion, "from": days_ago(2), "to": days_ago(1), "models": ["magic"]}),
+    )
+    .await
+    .expect_code("BAD_USER_INPUT");
+    bad(json!({"conversionId": uuid::Uuid::now_v7().to_string(), "from": days_ago(2), "to": days_ago(1)}))
+        .await
+        .expect_code("NOT_FOUND");
+    bad(json!({"conversionId": "not-an-id", "from": days_ago(2), "to": days_ago(1)}))
+        .await
+        .expect_code("BAD_USER_INPUT");
+    shop.gql("mutation($w: ID!) { createConversion(workspaceId: $w, input: {name: \"Orders\", eventName: \"x\", currency: \"EUR\"}) { id } }",
+             json!({"w": shop.workspace})).await.expect_code("CONFLICT");
+    shop.gql("mutation($w: ID!) { createConversion(workspaceId: $w, input: {name: \"X\", eventName: \"x\", currency: \"EURO\"}) { id } }",
+             json!({"w": shop.workspace})).await.expect_code("BAD_USER_INPUT");
+    shop.gql("mutation($w: ID!) { setChannelRules(workspaceId: $w, rules: [{channel: \"x\", medium: \"(\"}]) { standard } }",
+             json!({"w": shop.workspace})).await.expect_code("BAD_USER_INPUT");
+    shop.gql("mutation($w: ID!) { importSpend(workspaceId: $w, csv: \"day,channel,amount,currency\\n2026-13-01,email,1,EUR\\n\") }",
+             json!({"w": shop.workspace})).await.expect_code("BAD_USER_INPUT");
+    let (_, viewer) = shop.app.staff(&shop.token, "VIEWER", Some(&shop.workspace)).await;
+    shop.app.gql("query($w: ID!, $i: AttributionInput!) { attribution(workspaceId: $w, input: $i) { conversions } }",
+                 json!({"w": shop.workspace, "i": period.clone()}), Some(&viewer)).await.expect_code("FORBIDDEN");
+    let (_, analyst) = shop.app.staff(&shop.token, "ANALYST", Some(&shop.workspace)).await;
+    let allowed = shop.app.gql("query($w: ID!, $i: AttributionInput!) { attribution(workspaceId: $w, input: $i) { conversions } }",
+                               json!({"w": shop.workspace, "i": period.clone()}), Some(&analyst)).await;
+    assert_eq!(allowed.data("attribution.conversions"), &json!(5), "{:?}", allowed.body);
+    let other = shop.app.agency("Other agency").await.owner_token;
+    let elsewhere = shop.app.create_workspace(&other, "Elsewhere").await;
+    shop.app.gql("query($w: ID!, $i: AttributionInput!) { attribution(workspaceId: $w, input: $i) { conversions } }",
+                 json!({"w": elsewhere, "i": period}), Some(&other)).await.expect_code("NOT_FOUND");
+}
+
+async fn journeys_are_measured_against_their_holdout_and_between_their_arms(backend: Backend) {
+    let shop = Shop::open(backend).await;
+    let segment = shop
+        .gql("mutation($w: ID!) { createSegment(input: {workspaceId: $w, name: \"Pro\", definition: {text: \"trait plan = \\\"pro\\\"\"}}) { id } }",
+             json!({"w": shop.workspace}))
+        .await
+        .str("createSegment.id");
+    let journey = shop
+        .gql("mutation($w: ID!, $g: JSON!) { createJourney(input: {workspaceId: $w, name: \"Winback\", graph: $g}) { id } }",
+             json!({"w": shop.workspace, "g": {
+                "entry": {"trigger": {"type": "segment_entered", "segment": segment}, "next": "control"},
+                "steps": [
+                  {"id": "control", "type": "holdout", "percent": 30, "next": "ab"},
+                  {"id": "ab", "type": "split", "variants": [{"name": "A", "weight": 50, "next": "tag"},
+                                                             {"name": "B", "weight": 50, "next": "tag"}]},
+                  {"id": "tag", "type": "update_trait", "name": "stage", "value": "won", "next": "end"},
+                  {"id": "end", "type": "exit"}]}}))
+        .await
+        .str("createJourney.id");
+    let published = shop
+        .gql(
+            "mutation($w: ID!, $id: ID!) { publishJourney(workspaceId: $w, id: $id) { status } }",
+            json!({"w": shop.workspace, "id": journey}),
+        )
+        .await;
+    assert!(published.body.get("errors").is_none(), "{:?}", published.body);
+
+    let people = 120;
+    shop.send(
+        (0..people)
+            .map(|i| json!({"type": "identify", "userId": format!("p{i}"), "traits": {"plan": "pro"}}))
+            .collect(),
+    )
+    .await;
+    shop.app.run_journeys().await;
+    shop.app.run_journeys().await;
+    let mut held_out: HashSet<String> = HashSet::new();
+    let mut after = Value::Null;
+    loop {
+        let page = shop
+            .gql(
+                "query($w: ID!, $j: ID, $after: String) { sendBlocks(workspaceId: $w, journeyId: $j, first: 100,
+                   after: $after) { edges { node { profileId reason } } pageInfo { hasNextPage endCursor } } }",
+                json!({"w": shop.workspace, "j": journey, "after": after}),
+            )
+            .await;
+        for edge in page.data("sendBlocks.edges").as_array().unwrap() {
+            if edge["node"]["reason"] == "holdout" {
+                held_out.insert(edge["node"]["profileId"].as_str().unwrap().to_owned());
+            }
+        }
+        if page.data("sendBlocks.pageInfo.hasNextPage") != &json!(true) {
+            break;
+        }
+        after = page.data("sendBlocks.pageInfo.endCursor").clone();
+    }
+    assert!(!held_out.is_empty() && held_out.len() < people);
+
+    // Conversions after entry, from events: every second treated person (20 each), every
+    // fourth held-out one (10 each). The held-out have left the journey, so only events can
+    // tell that they converted.
+    let mut expected = BTreeMap::from([(true, (0u64, 0u64, 0.0)), (false, (0, 0, 0.0))]);
+    let mut orders = Vec::new();
+    for i in 0..people {
+        let user = format!("p{i}");
+        let profile = shop
+            .gql("query($w: ID!, $v: String!) { profiles(workspaceId: $w, first: 1, filter: {identifier: {kind: \"user_id\", value: $v}}) { edges { node { id } } } }",
+                 json!({"w": shop.workspace, "v": user}))
+            .await
+            .node_strings("profiles", "id")[0]
+            .clone();
+        let holdout = held_out.contains(&profile);
+        let group = expected.get_mut(&holdout).unwrap();
+        group.0 += 1;
+        let (converts, value) = if holdout { (i % 4 == 0, 10.0) } else { (i % 2 == 0, 20.0) };
+        if converts {
+            group.1 += 1;
+            group.2 += value;
+            orders.push(json!({"type": "track", "userId": user, "event": "Order Completed", "properties": {"total": value}}));
+        }
+    }
+    shop.send(orders).await;
+    shop.gql(
+        "mutation($w: ID!, $r: [SpendInput!]!) { recordSpend(workspaceId: $w, rows: $r) }",
+        json!({"w": shop.workspace, "r": [{"day": Utc::now().date_naive().to_string(), "channel": "email",
+                    "campaign": "Winback", "amount": 300, "currency": "EUR"}]}),
+    )
+    .await;
+
+    let answer = shop
+        .gql("query($w: ID!, $j: ID!, $c: ID!) { journeyIncrementality(workspaceId: $w, journeyId: $j, conversionId: $c) {
+               journeyName windowDays cost treatment { people conversions value } control { people conversions value }
+               conversion { difference pValue relativeLift relativeLiftInterval { lower upper } }
+               incrementalConversions { value } incrementalRevenue { value } costPerIncrementalAcquisition { value } } }",
+             json!({"w": shop.workspace, "j": journey, "c": shop.conversion}))
+        .await;
+    assert!(answer.body.get("errors").is_none(), "{:?}", answer.body);
+    let result = answer.data("journeyIncrementality").clone();
+    let (treated, control) = (expected[&false], expected[&true]);
+    assert_eq!(
+        (
+            result["treatment"]["people"].as_u64().unwrap(),
+            result["treatment"]["conversions"].as_u64().unwrap()
+        ),
+        (treated.0, treated.1)
+    );
+    assert_eq!(
+        (result["control"]["people"].as_u64().unwrap(), result["control"]["conversions"].as_u64().unwrap()),
+        (control.0, control.1)
+    );
+    assert_eq!(result["control"]["value"].as_f64().unwrap(), control.2);
+    let rate = |g: (u64, u64, f64)| g.1 as f64 / g.0 as f64;
+    let difference = result["conversion"]["difference"].as_f64().unwrap();
+    assert!((difference - (rate(treated) - rate(control))).abs() < 1e-9);
+    let incremental = result["incrementalConversions"]["value"].as_f64().unwrap();
+    assert!((incremental - difference * treated.0 as f64).abs() < 1e-6);
+    assert_eq!(result["cost"], json!(300.0), "the spend recorded under the journey's name");
+    assert!(
+        (result["costPerIncrementalAcquisition"]["value"].as_f64().unwrap() - 300.0 / incremental).abs()
+            < 1e-6
+    );
+    assert_eq!(result["windowDays"], json!(30));
+
+    let experiment = shop
+        .gql("query($w: ID!, $j: ID!, $c: ID!) { journeyExperiment(workspaceId: $w, journeyId: $j, conversionId: $c, sequential: true) {
+               analysis { control arms { label people conversions } comparisons { label pValue sequentialPValue }
+               bayesian { label chanceToWin } sampleRatio { mismatch } } } }",
+             json!({"w": shop.workspace, "j": journey, "c": shop.conversion}))
+        .await;
+    assert!(experiment.body.get("errors").is_none(), "{:?}", experiment.body);
+    let analysis = experiment.data("journeyExperiment.analysis").clone();
+    let arms = analysis["arms"].as_array().unwrap();
+    let labels: Vec<&str> = arms.iter().map(|a| a["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["A", "B"]);
+    let people_in_arms: u64 = arms.iter().map(|a| a["people"].as_u64().unwrap()).sum();
+    let converted_in_arms: u64 = arms.iter().map(|a| a["conversions"].as_u64().unwrap()).sum();
+    assert_eq!((people_in_arms, converted_in_arms), (treated.0, treated.1), "the held out are in no arm");
+    assert_eq!(analysis["sampleRatio"]["mismatch"], json!(false), "a 50/50 split as planned");
+    assert!(analysis["comparisons"][0]["sequentialPValue"].is_number());
+    let chances: f64 =
+        analysis["bayesian"].as_array().unwrap().iter().map(|c| c["chanceToWin"].as_f64().unwrap()).sum();
+    assert!((chances - 1.0).abs() < 1e-6);
+
+    // A journey without a holdout, and bad windows.
+    shop.gql("query($w: ID!, $j: ID!, $c: ID!) { journeyIncrementality(workspaceId: $w, journeyId: $j, conversionId: $c, windowDays: 0) { cost } }",
+             json!({"w": shop.workspace, "j": journey, "c": shop.conversion})).await.expect_code("BAD_USER_INPUT");
+    shop.gql("query($w: ID!, $j: ID!, $c: ID!) { journeyIncrementality(workspaceId: $w, journeyId: $j, conversionId: $c) { cost } }",
+             json!({"w": shop.workspace, "j": uuid::Uuid::now_v7().to_string(), "c": shop.conversion})).await.expect_code("NOT_FOUND");
+}
+
 on_both_backends!(
     attribution_models_share_out_exactly_the_conversions_and_value,
     the_experiment_calculator_and_sample_sizes_answer_on_raw_counts,
+    attribution_reports_are_built_from_ingested_events,
+    journeys_are_measured_against_their_holdout_and_between_their_arms,
 );

@@ -22,6 +22,7 @@ pub(crate) trait ContextExt {
     fn profiles(&self) -> &profiles::Profiles;
     fn segments(&self) -> &segments::Segments;
     fn campaigns(&self) -> &campaigns::Campaigns;
+    fn measurement(&self) -> &measurement::Measurement;
     /// The workspace an operation targets: the argument, else the header, else (for an API
     /// key) the key's own workspace.
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId>;
@@ -58,6 +59,10 @@ impl ContextExt for Context<'_> {
 
     fn campaigns(&self) -> &campaigns::Campaigns {
         self.data_unchecked::<campaigns::Campaigns>()
+    }
+
+    fn measurement(&self) -> &measurement::Measurement {
+        self.data_unchecked::<measurement::Measurement>()
     }
 
     fn workspace(&self, argument: Option<&async_graphql::ID>) -> async_graphql::Result<WorkspaceId> {

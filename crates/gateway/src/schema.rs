@@ -1,7 +1,7 @@
 use crate::{
     campaigns::{CampaignsMutation, CampaignsQuery},
     limits::QueryGuard,
-    measurement::MeasurementQuery,
+    measurement::{MeasurementMutation, MeasurementQuery, MeasurementReportsQuery},
     profiles::{
         ImportsMutation, ImportsQuery, ProfilesMutation, ProfilesQuery, SuppressionsMutation,
         SuppressionsQuery,
@@ -22,6 +22,7 @@ pub struct QueryRoot(
     SegmentsQuery,
     CampaignsQuery,
     MeasurementQuery,
+    MeasurementReportsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -32,6 +33,7 @@ pub struct MutationRoot(
     SuppressionsMutation,
     SegmentsMutation,
     CampaignsMutation,
+    MeasurementMutation,
 );
 
 pub type PasserelleSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -45,6 +47,7 @@ pub fn build_schema(
     profiles: profiles::Profiles,
     segments: segments::Segments,
     campaigns: campaigns::Campaigns,
+    measurement: measurement::Measurement,
 ) -> PasserelleSchema {
     let mut builder = Schema::build(QueryRoot::default(), MutationRoot::default(), EmptySubscription)
         .limit_depth(limits.query_depth)
@@ -54,7 +57,8 @@ pub fn build_schema(
         .data(tenancy)
         .data(profiles)
         .data(segments)
-        .data(campaigns);
+        .data(campaigns)
+        .data(measurement);
     if !introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

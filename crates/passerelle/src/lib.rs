@@ -60,6 +60,7 @@ pub struct Services {
     pub profiles: Profiles,
     pub segments: Segments,
     pub campaigns: Campaigns,
+    pub measurement: measurement::Measurement,
 }
 
 impl Services {
@@ -107,7 +108,14 @@ impl Services {
                 webhooks_to_private_addresses: settings.webhooks_to_private_addresses,
             },
         );
-        Ok(Self { db, cache, tenancy, profiles, segments, campaigns })
+        let measurement = measurement::Measurement::new(
+            db.clone(),
+            cache.clone(),
+            tenancy.clone(),
+            campaigns.clone(),
+            Arc::new(kernel::SystemClock),
+        );
+        Ok(Self { db, cache, tenancy, profiles, segments, campaigns, measurement })
     }
 }
 
@@ -162,6 +170,7 @@ impl Application {
             services.profiles.clone(),
             services.segments.clone(),
             services.campaigns.clone(),
+            services.measurement.clone(),
         );
         let state = AppState {
             schema,

@@ -1,7 +1,11 @@
 //! The measurement domain on GraphQL: attribution on exported paths, the experiment
-//! calculator on raw counts and sample sizes. Pure computation, for any signed-in caller.
+//! calculator and sample sizes (pure computation, any signed-in caller), and the reports read
+//! from a workspace's data with what configures them (conversions, channel rules, spend).
 
 mod objects;
 mod query;
+mod report_objects;
+mod reports;
 
 pub use query::MeasurementQuery;
+pub use reports::{MeasurementMutation, MeasurementReportsQuery};

@@ -134,7 +134,7 @@ pub struct Interval {
     pub upper: f64,
 }
 
-fn interval(i: Option<stats::Interval>) -> Option<Interval> {
+pub(super) fn interval(i: Option<stats::Interval>) -> Option<Interval> {
     i.map(|i| Interval { lower: i.lower, upper: i.upper })
 }
 

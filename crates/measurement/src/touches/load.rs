@@ -234,13 +234,13 @@ pub async fn load_conversions(
     to: DateTime<Utc>,
 ) -> Result<ConversionLog> {
     let backend = ConnectionTrait::get_database_backend(txn);
-    let properties = match backend {
-        DbBackend::Postgres => "body->'properties'",
-        _ => "json_extract(body, '$.properties')",
+    let mut select = Sql::new("SELECT profile_id, occurred_at, ");
+    match backend {
+        DbBackend::Postgres => select.push("body->'properties'"),
+        // The path is bound: a literal `$` would be read as a parameter marker.
+        _ => select.push("json_extract(body, ").bind("$.properties").push(")"),
     };
-    let mut select = Sql::new(&format!(
-        "SELECT profile_id, occurred_at, {properties} AS properties FROM events WHERE tenant_id = "
-    ));
+    select.push(" AS properties FROM events WHERE tenant_id = ");
     select
         .bind(tenant)
         .push(" AND type = 'track' AND name = ")
