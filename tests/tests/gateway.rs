@@ -254,3 +254,21 @@ async fn readiness_fails_when_the_cache_goes_away() {
     // Liveness is about the process, not its dependencies.
     assert_eq!(app.client.get(app.url("/livez")).send().await.unwrap().status(), 200);
 }
+
+/// What the Helm chart relies on: app pods hold only the app role's URL. Migrating at start as
+/// that role is refused by PostgreSQL; with `migrate_on_start` off (the chart's migration Job
+/// has migrated as the owner) the app starts and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_pods_start_on_the_app_role_alone_once_the_owner_has_migrated() {
+    let migrated = passerelle_tests::spawn_app(passerelle_tests::Backend::Postgres).await;
+    let mut app_role_only = migrated.settings.clone();
+    app_role_only.migration_database_url = None;
+    app_role_only.listen = "127.0.0.1:0".parse().unwrap();
+    let refused = passerelle::Application::build(app_role_only.clone()).await;
+    assert!(refused.is_err(), "the app role cannot migrate");
+    app_role_only.migrate_on_start = false;
+    let app = passerelle::Application::build(app_role_only).await.expect("starts without migrating");
+    let (addr, _services) = app.spawn();
+    let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+}

@@ -65,7 +65,9 @@ pub struct Services {
 
 impl Services {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        migrate(settings).await?;
+        if settings.migrate_on_start {
+            migrate(settings).await?;
+        }
         let db = Db::connect(&settings.app_database_url()).await.context("connecting to the database")?;
         if db.role_bypasses_row_security().await? {
             tracing::warn!(

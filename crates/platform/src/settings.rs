@@ -40,6 +40,9 @@ pub struct Settings {
     /// the embedded default for local development; off in the Helm production values, so a
     /// webhook URL cannot be used to call into the platform's own network.
     pub webhooks_to_private_addresses: bool,
+    /// Apply migrations when `serve` or `worker` starts. Off where a separate step migrates as
+    /// the owner role (the Helm chart's hook Job), so the app pods never need that role.
+    pub migrate_on_start: bool,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -114,6 +117,7 @@ impl Default for Settings {
             segment_refresh_seconds: 60,
             delivery_lease_seconds: 60,
             webhooks_to_private_addresses: true,
+            migrate_on_start: true,
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -275,6 +279,9 @@ impl Settings {
         }
         if let Some(v) = non_empty("PASSERELLE_WEBHOOKS_TO_PRIVATE_ADDRESSES") {
             self.webhooks_to_private_addresses = flag("PASSERELLE_WEBHOOKS_TO_PRIVATE_ADDRESSES", v)?;
+        }
+        if let Some(v) = non_empty("PASSERELLE_MIGRATE_ON_START") {
+            self.migrate_on_start = flag("PASSERELLE_MIGRATE_ON_START", v)?;
         }
         if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
             self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;
