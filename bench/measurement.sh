@@ -13,6 +13,8 @@ PORT=${PORT:-18093} NAME=measurement
 PROFILES=${PROFILES:-1000000} EVENTS=${EVENTS:-10000000} TOUCHPOINTS=${TOUCHPOINTS:-1000000} RUNS=${RUNS:-5}
 # shellcheck source=bench/common.sh
 source bench/common.sh
+# The service logs how long each report spent reading and in all.
+export PASSERELLE_LOG=warn,measurement=info
 start_server false
 sign_in
 
@@ -39,11 +41,11 @@ sql "INSERT INTO events (tenant_id, id, message_id, type, name, status, occurred
        CASE WHEN k < 20 THEN (ARRAY['cpc','cpc','paid_social','email','display','social','affiliate','(none)'])[k % 8 + 1] END,
        CASE WHEN k < 20 THEN 'campaign-' || i % 25 END,
        (ARRAY['ios','android','web'])[i % 3 + 1]
-     FROM (SELECT i, (i * 7919) % 100 AS k, md5('p' || (i % $PROFILES + 1))::uuid AS p,
+     FROM (SELECT i, abs(hashtext('k' || i)) % 100 AS k, md5('p' || (i % $PROFILES + 1))::uuid AS p,
              now() - (i % 7776000) * interval '1 second' AS at
            FROM generate_series(1, $EVENTS) i) generated" >/dev/null
 sql "INSERT INTO touchpoints (tenant_id, id, profile_id, kind, channel, at)
-     SELECT '$WORKSPACE', md5('t' || i)::uuid, md5('p' || ((i * 31) % $PROFILES + 1))::uuid,
+     SELECT '$WORKSPACE', md5('t' || i)::uuid, md5('p' || ((i::bigint * 31) % $PROFILES + 1))::uuid,
        'send', (ARRAY['email','sms','push'])[i % 3 + 1], now() - (i % 7776000) * interval '1 second'
      FROM generate_series(1, $TOUCHPOINTS) i" >/dev/null
 sql "ANALYZE" >/dev/null
@@ -75,7 +77,7 @@ scan=$(for _ in $(seq 1 "$RUNS"); do
       SELECT profile_id, occurred_at, channel, utm_source, utm_medium, utm_campaign, referrer_host, device FROM events
       WHERE tenant_id = '$WORKSPACE' AND touch AND occurred_at >= '$from'::timestamptz - interval '30 days'
         AND occurred_at < '$to' UNION ALL
-      SELECT profile_id, occurred_at, body->'properties', NULL, NULL, NULL, NULL, NULL FROM events
+      SELECT profile_id, occurred_at, (body->'properties')::text, NULL, NULL, NULL, NULL, NULL FROM events
       WHERE tenant_id = '$WORKSPACE' AND name = 'Order Completed' AND occurred_at >= '$from'::timestamptz - interval '30 days'
         AND occurred_at < '$to' AND profile_id IS NOT NULL) rows" | awk '/^Time:/ {print $2 / 1000}'
 done | median)
@@ -83,3 +85,12 @@ echo "attribution report, every model, computed (median of $RUNS): ${computed} s
 echo "the same report from the cache (median of $RUNS): ${cached} s"
 echo "baseline: PostgreSQL alone reading the same rows (median of $RUNS): ${scan} s"
 python3 -c "print(f'report / bare scan: {float(\"$computed\") / float(\"$scan\"):.1f}x')"
+python3 - "$work/server.log" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if "attribution report computed" in line]
+fields = [run.get("fields", run) for run in runs]
+if fields:
+    loaded = statistics.median(int(f["loaded_ms"]) for f in fields)
+    total = statistics.median(int(f["total_ms"]) for f in fields)
+    print(f"inside the service (median of {len(fields)}): reading {loaded} ms, in all {total} ms")
+PY

@@ -9,7 +9,9 @@ use crate::conversions::load_conversion;
 use crate::service::Measurement;
 use crate::spend::{SpendSums, spend_sums};
 use crate::touches::TouchDimension;
-use crate::touches::load::{ConversionLog, Merges, TouchLog, TouchQuery, load_conversions, load_touches};
+use crate::touches::load::{
+    ConversionLog, Merges, TouchLog, TouchQuery, load_campaign_touches, load_conversions, load_event_touches,
+};
 use crate::touches::settings::load_rules;
 use crate::{MeasurementError, Result};
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
@@ -221,6 +223,7 @@ impl Measurement {
             return Ok(report);
         }
         let tenant = scope.tenant_id().as_uuid();
+        let started = std::time::Instant::now();
         let txn = scope.begin(self.db()).await?;
         let definition = load_conversion(&txn, tenant, request.conversion).await?;
         let lookback = Duration::days(i64::from(definition.lookback_days));
@@ -230,6 +233,8 @@ impl Measurement {
         };
         let rules = load_rules(&txn, tenant).await?;
         let merges = Merges::load(&txn, tenant).await?;
+        let spend = spend_sums(&txn, tenant, request.from, request.to, &definition.currency).await?;
+        txn.commit().await?;
         let query = TouchQuery {
             tenant,
             from: request.from - lookback,
@@ -237,12 +242,34 @@ impl Measurement {
             rules: &rules,
             campaign_kinds: &campaign_kinds,
         };
-        let touches = load_touches(&txn, &query, &merges).await?;
-        // From a lookback earlier, so the first conversion in the period knows the one before.
-        let conversions =
-            load_conversions(&txn, tenant, &definition, request.from - lookback, request.to).await?;
-        let spend = spend_sums(&txn, tenant, request.from, request.to, &definition.currency).await?;
-        txn.commit().await?;
+        // The three large reads run side by side, each in its own tenant-scoped transaction:
+        // the database scans while this process decodes.
+        let (mut touches, campaign_touches, conversions) = tokio::try_join!(
+            async {
+                let txn = scope.begin(self.db()).await?;
+                let read = load_event_touches(&txn, &query).await?;
+                txn.commit().await?;
+                Ok::<_, MeasurementError>(read)
+            },
+            async {
+                let txn = scope.begin(self.db()).await?;
+                let read = load_campaign_touches(&txn, &query, &merges).await?;
+                txn.commit().await?;
+                Ok::<_, MeasurementError>(read)
+            },
+            async {
+                // From a lookback earlier, so the first conversion in the period knows the one
+                // before it.
+                let txn = scope.begin(self.db()).await?;
+                let read =
+                    load_conversions(&txn, tenant, &definition, request.from - lookback, request.to).await?;
+                txn.commit().await?;
+                Ok::<_, MeasurementError>(read)
+            },
+        )?;
+        touches.absorb(campaign_touches);
+        touches.sort();
+        let loaded_ms = started.elapsed().as_millis() as u64;
         let data = ReportData {
             conversion_name: definition.name,
             currency: definition.currency,
@@ -258,6 +285,13 @@ impl Measurement {
         let report = tokio::task::spawn_blocking(move || compute(&computing, &models, &options, &data, now))
             .await
             .map_err(|e| Measurement::internal(e.to_string()))??;
+        tracing::info!(
+            loaded_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            touches = report.touches,
+            paths = report.converting_paths + report.non_converting_paths,
+            "attribution report computed"
+        );
         if let Some(stamps) = &stamps {
             self.cache().put(workspace, stamps, "attribution", &request, &report).await;
         }

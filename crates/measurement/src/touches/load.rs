@@ -134,12 +134,45 @@ pub struct TouchQuery<'a> {
     pub campaign_kinds: &'a [String],
 }
 
-/// Reads ingested and campaign touches in `[from, to)`.
+/// Reads ingested and campaign touches in `[from, to)`, each person's in time order.
 pub async fn load_touches(
     txn: &DatabaseTransaction,
     query: &TouchQuery<'_>,
     merges: &Merges,
 ) -> Result<TouchLog> {
+    let mut log = load_event_touches(txn, query).await?;
+    log.absorb(load_campaign_touches(txn, query, merges).await?);
+    log.sort();
+    Ok(log)
+}
+
+impl TouchLog {
+    /// Adds another log's touches (read apart, e.g. concurrently), translating its labels.
+    pub fn absorb(&mut self, other: TouchLog) {
+        let labels: Vec<u32> = other.labels.names.iter().map(|name| self.labels.intern(name)).collect();
+        let relabel = |id: u32| labels.get(id as usize).copied().unwrap_or(id);
+        for (profile, touches) in other.by_profile {
+            let mine = self.by_profile.entry(profile).or_default();
+            mine.extend(touches.into_iter().map(|touch| Touch {
+                at: touch.at,
+                channel: relabel(touch.channel),
+                campaign: relabel(touch.campaign),
+                device: relabel(touch.device),
+            }));
+        }
+        self.count += other.count;
+    }
+
+    /// Puts each person's touches in time order.
+    pub fn sort(&mut self) {
+        for touches in self.by_profile.values_mut() {
+            touches.sort_by_key(|touch| touch.at);
+        }
+    }
+}
+
+/// Reads the ingested events that are touches in `[from, to)` (not sorted).
+pub async fn load_event_touches(txn: &DatabaseTransaction, query: &TouchQuery<'_>) -> Result<TouchLog> {
     let mut log = TouchLog::default();
     // Distinct marketing contexts are few: classify each once.
     let mut classified: HashMap<[Option<String>; 5], u32> = HashMap::new();
@@ -187,7 +220,17 @@ pub async fn load_touches(
         log.count += 1;
     }
     drop(rows);
+    Ok(log)
+}
 
+/// Reads the campaign touchpoints in `[from, to)`, on the profiles that hold them now (not
+/// sorted).
+pub async fn load_campaign_touches(
+    txn: &DatabaseTransaction,
+    query: &TouchQuery<'_>,
+    merges: &Merges,
+) -> Result<TouchLog> {
+    let mut log = TouchLog::default();
     if !query.campaign_kinds.is_empty() {
         let mut touchpoints = Sql::new(
             "SELECT t.profile_id, t.at, t.channel, t.device, j.name AS journey FROM touchpoints t \
@@ -218,9 +261,6 @@ pub async fn load_touches(
             log.by_profile.entry(profile).or_default().push(touch);
             log.count += 1;
         }
-    }
-    for touches in log.by_profile.values_mut() {
-        touches.sort_by_key(|touch| touch.at);
     }
     Ok(log)
 }
