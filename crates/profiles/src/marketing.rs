@@ -73,13 +73,10 @@ fn site(host: &str) -> String {
     host.strip_prefix("www.").map(str::to_owned).unwrap_or(host)
 }
 
-/// Trimmed, lowercase, bounded; `None` when empty.
+/// Trimmed, lowercase, bounded, without control characters; `None` when empty.
 fn clean(value: &str) -> Option<String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return None;
-    }
-    Some(value.chars().take(MAX_FIELD_CHARS).collect::<String>().to_lowercase())
+    let value: String = value.trim().chars().filter(|c| !c.is_control()).take(MAX_FIELD_CHARS).collect();
+    (!value.is_empty()).then(|| value.to_lowercase())
 }
 
 #[cfg(test)]
@@ -107,6 +104,9 @@ mod tests {
         assert_eq!(found.utm_source.as_deref(), Some("news letter"));
         assert_eq!(found.utm_medium.as_deref(), Some("email"));
         assert_eq!(found.utm_campaign.as_deref(), Some("w 47"));
+        let hostile = json!({"context": {"campaign": {"source": "a\u{1f}b\n", "medium": "\u{7}"}}});
+        let found = marketing_context(&hostile, Some("web"));
+        assert_eq!((found.utm_source.as_deref(), found.utm_medium), (Some("ab"), None));
     }
 
     #[test]

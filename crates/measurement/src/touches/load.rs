@@ -25,6 +25,10 @@ pub enum TouchDimension {
     Device,
 }
 
+/// Joins the marketing context's columns in one text: the unit separator, a control character
+/// ingestion strips from UTM values and referrers.
+const CONTEXT_SEPARATOR: char = '\u{1f}';
+
 /// Label of a touch with no campaign or device.
 pub const NONE_LABEL: &str = "(none)";
 
@@ -175,11 +179,16 @@ impl TouchLog {
 pub async fn load_event_touches(txn: &DatabaseTransaction, query: &TouchQuery<'_>) -> Result<TouchLog> {
     let mut log = TouchLog::default();
     // Distinct marketing contexts are few: classify each once.
-    let mut classified: HashMap<[Option<String>; 5], u32> = HashMap::new();
-    let mut events = Sql::new(
-        "SELECT profile_id, occurred_at, channel, utm_source, utm_medium, utm_campaign, referrer_host, device \
-         FROM events WHERE tenant_id = ",
-    );
+    // The marketing context comes as one text (the six columns joined by a separator that no
+    // normalised value holds): one string to decode and one lookup per row, and the few
+    // distinct contexts are classified once each.
+    let mut classified: HashMap<String, (u32, u32, u32)> = HashMap::new();
+    let mut events = Sql::new(&format!(
+        "SELECT profile_id, occurred_at, coalesce(channel, '') || '{CONTEXT_SEPARATOR}' || coalesce(utm_source, '') \
+         || '{CONTEXT_SEPARATOR}' || coalesce(utm_medium, '') || '{CONTEXT_SEPARATOR}' || coalesce(utm_campaign, '') \
+         || '{CONTEXT_SEPARATOR}' || coalesce(referrer_host, '') || '{CONTEXT_SEPARATOR}' || coalesce(device, '') \
+         AS context FROM events WHERE tenant_id = "
+    ));
     events
         .bind(query.tenant)
         .push(" AND touch AND occurred_at >= ")
@@ -191,31 +200,31 @@ pub async fn load_event_touches(txn: &DatabaseTransaction, query: &TouchQuery<'_
     while let Some(row) = rows.try_next().await? {
         let profile: Uuid = row.try_get("", "profile_id")?;
         let at: DateTime<Utc> = row.try_get("", "occurred_at")?;
-        let context: [Option<String>; 5] = [
-            row.try_get("", "channel")?,
-            row.try_get("", "utm_source")?,
-            row.try_get("", "utm_medium")?,
-            row.try_get("", "utm_campaign")?,
-            row.try_get("", "referrer_host")?,
-        ];
-        let channel = match classified.get(&context) {
-            Some(&channel) => channel,
+        let context: String = row.try_get("", "context")?;
+        let (channel, campaign, device) = match classified.get(&context) {
+            Some(&labels) => labels,
             None => {
+                let parts: Vec<Option<&str>> = context
+                    .split(CONTEXT_SEPARATOR)
+                    .map(|part| Some(part).filter(|p| !p.is_empty()))
+                    .collect();
+                let part = |i: usize| parts.get(i).copied().flatten();
                 let facts = TouchFacts {
-                    event_channel: context[0].as_deref(),
-                    source: context[1].as_deref(),
-                    medium: context[2].as_deref(),
-                    campaign: context[3].as_deref(),
-                    referrer: context[4].as_deref(),
+                    event_channel: part(0),
+                    source: part(1),
+                    medium: part(2),
+                    campaign: part(3),
+                    referrer: part(4),
                 };
-                let channel = log.labels.intern(query.rules.classify(&facts));
-                classified.insert(context.clone(), channel);
-                channel
+                let labels = (
+                    log.labels.intern(query.rules.classify(&facts)),
+                    log.labels.intern(part(3).unwrap_or(NONE_LABEL)),
+                    log.labels.intern(part(5).unwrap_or(NONE_LABEL)),
+                );
+                classified.insert(context.clone(), labels);
+                labels
             }
         };
-        let campaign = log.labels.intern(context[3].as_deref().unwrap_or(NONE_LABEL));
-        let device: Option<String> = row.try_get("", "device")?;
-        let device = log.labels.intern(device.as_deref().unwrap_or(NONE_LABEL));
         log.by_profile.entry(profile).or_default().push(Touch { at, channel, campaign, device });
         log.count += 1;
     }
