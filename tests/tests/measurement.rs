@@ -322,8 +322,10 @@ async fn attribution_reports_are_built_from_ingested_events(backend: Backend) {
     assert_eq!(value_of(model(by_device.data("attribution"), "first_touch"), "ios"), 100.0);
 
     // Cached until the data changes: a new conversion arrives, then spend.
+    let hits = shop.app.measurement.report_cache_stats().hits;
     let again = shop.report(period.clone()).await;
     assert_eq!(again.data("attribution.cached"), &json!(true));
+    assert_eq!(shop.app.measurement.report_cache_stats().hits, hits + 1);
     assert_eq!(again.data("attribution.conversions"), &json!(4));
     shop.send(vec![
         page("fay", 1, json!({"campaign": {"source": "newsletter", "medium": "email"}})),

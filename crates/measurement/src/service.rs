@@ -64,7 +64,7 @@ impl Measurement {
     }
 
     /// Report cache hits and misses since the process started.
-    pub fn report_cache_stats(&self) -> (u64, u64) {
+    pub fn report_cache_stats(&self) -> platform::CacheStats {
         self.inner.cache.stats()
     }
 

@@ -2,6 +2,7 @@
 //! tenant-scoped transactions, the cache and the rate limiter. Backends are chosen at start-up
 //! (SQLite or PostgreSQL, in-process or Redis) behind the same types.
 
+pub mod answers;
 pub mod cache;
 pub mod db;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod telemetry;
 pub mod tenant;
 pub mod work_queue;
 
+pub use answers::{AnswerCache, CacheStats, Stamps};
 pub use cache::Cache;
 pub use db::{Backend, Db};
 pub use error::PlatformError;

@@ -5,6 +5,7 @@
 
 use super::paths::{BuiltPaths, PathWindow, build_paths};
 use crate::attribution::{Model, Options, PositionWeights, TimeDecay, run_models};
+use crate::cache::REPORT_TTL;
 use crate::conversions::load_conversion;
 use crate::service::Measurement;
 use crate::spend::{SpendSums, spend_sums};
@@ -293,7 +294,7 @@ impl Measurement {
             "attribution report computed"
         );
         if let Some(stamps) = &stamps {
-            self.cache().put(workspace, stamps, "attribution", &request, &report).await;
+            self.cache().put(workspace, stamps, "attribution", &request, &report, REPORT_TTL).await;
         }
         Ok(report)
     }
