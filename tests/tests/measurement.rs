@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use chrono::{Duration, Utc};
+use chrono::{Datelike, Duration, Months, NaiveDate, Utc};
+use passerelle_tests::receiver::Receiver;
 use passerelle_tests::{Backend, TestApp, on_both_backends, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -398,6 +399,45 @@ async fn attribution_reports_are_built_from_ingested_events(backend: Backend) {
         assert!(shares == 0.0 || (shares - 1.0).abs() < 1e-9, "{month}");
     }
 
+    // Stability: two past months in which the closing channel changes. The change is flagged
+    // and the model has not settled.
+    let this_month = Utc::now().date_naive().with_day(1).unwrap();
+    let month = |back: u32| this_month.checked_sub_months(Months::new(back)).unwrap();
+    let start = |date: NaiveDate| date.and_hms_opt(0, 0, 0).unwrap().and_utc().to_rfc3339();
+    let at = |date: NaiveDate, day: u32| {
+        date.with_day(day).unwrap().and_hms_opt(12, 0, 0).unwrap().and_utc().to_rfc3339()
+    };
+    shop.send(vec![
+        json!({"type": "page", "userId": "gus", "name": "Home", "timestamp": at(month(3), 10),
+               "context": {"campaign": {"source": "google", "medium": "cpc"}}}),
+        json!({"type": "track", "userId": "gus", "event": "Order Completed", "timestamp": at(month(3), 11),
+               "properties": {"total": 10}}),
+        json!({"type": "page", "userId": "hal", "name": "Home", "timestamp": at(month(2), 10),
+               "context": {"campaign": {"source": "newsletter", "medium": "email"}}}),
+        json!({"type": "track", "userId": "hal", "event": "Order Completed", "timestamp": at(month(2), 11),
+               "properties": {"total": 10}}),
+    ])
+    .await;
+    let stability = shop
+        .report(json!({"conversionId": shop.conversion, "from": start(month(3)), "to": start(month(1)),
+                       "models": ["last_touch"], "monthly": true}))
+        .await;
+    let report = stability.data("attribution").clone();
+    let months = report["months"].as_array().unwrap();
+    assert_eq!(months.len(), 2, "{report}");
+    let share = |month: &Value, key: &str| {
+        month["shares"].as_array().unwrap().iter().find(|s| s["key"] == key).cloned()
+    };
+    let first = share(&months[0], "paid_search").unwrap();
+    assert_eq!(
+        (first["share"].as_f64(), &first["change"], &first["flagged"]),
+        (Some(1.0), &Value::Null, &json!(false))
+    );
+    let second = share(&months[1], "email").unwrap();
+    assert_eq!((second["share"].as_f64(), second["change"].as_f64()), (Some(1.0), Some(1.0)));
+    assert_eq!(second["flagged"], json!(true));
+    assert_eq!(report["stableSince"], Value::Null, "the last month moved");
+
     // The agency's own rules apply to past touches.
     let rules = shop
         .gql("mutation($w: ID!) { setChannelRules(workspaceId: $w, rules: [{channel: \"Brand Search\", source: \"google\", campaign: \"brand.*\"}]) { standard rules { channel } } }",
@@ -495,6 +535,18 @@ async fn journeys_are_measured_against_their_holdout_and_between_their_arms(back
              json!({"w": shop.workspace}))
         .await
         .str("createSegment.id");
+    // A real send after the split, so the journey's touches reach attribution too.
+    let receiver = Receiver::start().await;
+    let channel = shop
+        .gql("mutation($w: ID!, $d: JSON!) { createChannel(input: {workspaceId: $w, name: \"Mail\", kind: \"email\", delivery: $d}) { channel { id } } }",
+             json!({"w": shop.workspace, "d": {"adapter": "webhook", "url": receiver.url()}}))
+        .await
+        .str("createChannel.channel.id");
+    let content = shop
+        .gql("mutation($w: ID!, $t: JSON!) { createContent(workspaceId: $w, name: \"Winback\", template: $t) { id } }",
+             json!({"w": shop.workspace, "t": {"variants": [{"kind": "email", "subject": "We miss you", "body": "Come back"}]}}))
+        .await
+        .str("createContent.id");
     let journey = shop
         .gql("mutation($w: ID!, $g: JSON!) { createJourney(input: {workspaceId: $w, name: \"Winback\", graph: $g}) { id } }",
              json!({"w": shop.workspace, "g": {
@@ -503,7 +555,8 @@ async fn journeys_are_measured_against_their_holdout_and_between_their_arms(back
                   {"id": "control", "type": "holdout", "percent": 30, "next": "ab"},
                   {"id": "ab", "type": "split", "variants": [{"name": "A", "weight": 50, "next": "tag"},
                                                              {"name": "B", "weight": 50, "next": "tag"}]},
-                  {"id": "tag", "type": "update_trait", "name": "stage", "value": "won", "next": "end"},
+                  {"id": "tag", "type": "update_trait", "name": "stage", "value": "won", "next": "mail"},
+                  {"id": "mail", "type": "send", "channel": channel, "content": content, "next": "end"},
                   {"id": "end", "type": "exit"}]}}))
         .await
         .str("createJourney.id");
@@ -518,10 +571,28 @@ async fn journeys_are_measured_against_their_holdout_and_between_their_arms(back
     let people = 120;
     shop.send(
         (0..people)
-            .map(|i| json!({"type": "identify", "userId": format!("p{i}"), "traits": {"plan": "pro"}}))
+            .map(|i| {
+                json!({"type": "identify", "userId": format!("p{i}"),
+                            "traits": {"plan": "pro", "email": format!("p{i}@example.com")}})
+            })
             .collect(),
     )
     .await;
+    let mut profiles = Vec::with_capacity(people);
+    for i in 0..people {
+        let profile = shop
+            .gql("query($w: ID!, $v: String!) { profiles(workspaceId: $w, first: 1, filter: {identifier: {kind: \"user_id\", value: $v}}) { edges { node { id } } } }",
+                 json!({"w": shop.workspace, "v": format!("p{i}")}))
+            .await
+            .node_strings("profiles", "id")[0]
+            .clone();
+        let consent = shop
+            .gql("mutation($w: ID!, $p: ID!) { setConsent(workspaceId: $w, profileId: $p, input: {purpose: \"marketing\", channel: \"email\", granted: true, source: \"form\"}) { granted } }",
+                 json!({"w": shop.workspace, "p": profile}))
+            .await;
+        assert_eq!(consent.data("setConsent.granted"), &json!(true), "{:?}", consent.body);
+        profiles.push(profile);
+    }
     shop.app.run_journeys().await;
     shop.app.run_journeys().await;
     let mut held_out: HashSet<String> = HashSet::new();
@@ -551,15 +622,9 @@ async fn journeys_are_measured_against_their_holdout_and_between_their_arms(back
     // tell that they converted.
     let mut expected = BTreeMap::from([(true, (0u64, 0u64, 0.0)), (false, (0, 0, 0.0))]);
     let mut orders = Vec::new();
-    for i in 0..people {
+    for (i, profile) in profiles.iter().enumerate() {
         let user = format!("p{i}");
-        let profile = shop
-            .gql("query($w: ID!, $v: String!) { profiles(workspaceId: $w, first: 1, filter: {identifier: {kind: \"user_id\", value: $v}}) { edges { node { id } } } }",
-                 json!({"w": shop.workspace, "v": user}))
-            .await
-            .node_strings("profiles", "id")[0]
-            .clone();
-        let holdout = held_out.contains(&profile);
+        let holdout = held_out.contains(profile);
         let group = expected.get_mut(&holdout).unwrap();
         group.0 += 1;
         let (converts, value) = if holdout { (i % 4 == 0, 10.0) } else { (i % 2 == 0, 20.0) };
@@ -631,7 +696,24 @@ async fn journeys_are_measured_against_their_holdout_and_between_their_arms(back
         analysis["bayesian"].as_array().unwrap().iter().map(|c| c["chanceToWin"].as_f64().unwrap()).sum();
     assert!((chances - 1.0).abs() < 1e-6);
 
-    // A journey without a holdout, and bad windows.
+    // The journey's sends are touches: by campaign, every treated order goes to the journey,
+    // and the held-out orders, untouched, are counted apart.
+    assert_eq!(receiver.received().len() as u64, treated.0, "one mail per treated person");
+    let by_campaign = shop
+        .gql("query($w: ID!, $i: AttributionInput!) { attribution(workspaceId: $w, input: $i) {
+               conversions conversionsWithoutTouch models { model rows { key conversions value } } } }",
+             json!({"w": shop.workspace, "i": {"conversionId": shop.conversion, "from": days_ago(1), "to": days_ago(-1),
+                    "by": "CAMPAIGN", "models": ["last_touch"]}}))
+        .await;
+    assert!(by_campaign.body.get("errors").is_none(), "{:?}", by_campaign.body);
+    let report = by_campaign.data("attribution").clone();
+    assert_eq!(report["conversions"].as_u64().unwrap(), treated.1 + control.1);
+    assert_eq!(report["conversionsWithoutTouch"].as_u64().unwrap(), control.1);
+    let last = model(&report, "last_touch");
+    assert_eq!(row(last, "Winback").unwrap()["conversions"].as_f64().unwrap(), treated.1 as f64, "{last}");
+    assert_eq!(value_of(last, "Winback"), treated.2);
+
+    // Bad windows and unknown journeys.
     shop.gql("query($w: ID!, $j: ID!, $c: ID!) { journeyIncrementality(workspaceId: $w, journeyId: $j, conversionId: $c, windowDays: 0) { cost } }",
              json!({"w": shop.workspace, "j": journey, "c": shop.conversion})).await.expect_code("BAD_USER_INPUT");
     shop.gql("query($w: ID!, $j: ID!, $c: ID!) { journeyIncrementality(workspaceId: $w, journeyId: $j, conversionId: $c) { cost } }",

@@ -6,6 +6,7 @@ use crate::service::Measurement;
 use crate::{MeasurementError, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use kernel::WorkspaceId;
+use platform::TenantScope;
 use platform::sql::Sql;
 use sea_orm::{ConnectionTrait, Value};
 use serde::{Deserialize, Serialize};
@@ -58,16 +59,17 @@ pub struct SpendSums {
     pub other_currency: f64,
 }
 
-/// Why a row of a spend file or list cannot be used.
-fn row_problem(position: usize, message: impl std::fmt::Display) -> MeasurementError {
-    MeasurementError::invalid(format!("spend row {position}: {message}"))
+/// Why a row of a spend file or list cannot be used; `at` says where (`spend row 3`).
+fn row_problem(at: &str, message: impl std::fmt::Display) -> MeasurementError {
+    MeasurementError::invalid(format!("{at}: {message}"))
 }
 
 impl SpendRow {
     /// Checks and normalises a row: a channel and a campaign of at most 200 characters
     /// (lowercased, as the rules name channels), a finite amount ≥ 0, an ISO 4217 currency.
+    /// `at` names the row in errors (`spend row 3`, `spend file line 4`).
     pub fn parse(
-        position: usize,
+        at: &str,
         day: NaiveDate,
         channel: &str,
         campaign: Option<&str>,
@@ -76,24 +78,18 @@ impl SpendRow {
     ) -> Result<Self> {
         let channel = channel.trim().to_lowercase();
         if channel.is_empty() || channel.chars().count() > 200 {
-            return Err(row_problem(position, "the channel must be 1 to 200 characters"));
+            return Err(row_problem(at, "the channel must be 1 to 200 characters"));
         }
         let campaign = campaign.unwrap_or("").trim().to_owned();
         if campaign.chars().count() > 200 {
-            return Err(row_problem(position, "the campaign must be at most 200 characters"));
+            return Err(row_problem(at, "the campaign must be at most 200 characters"));
         }
         if !amount.is_finite() || amount < 0.0 {
-            return Err(row_problem(
-                position,
-                format!("the amount must be a finite number ≥ 0, got {amount}"),
-            ));
+            return Err(row_problem(at, format!("the amount must be a finite number ≥ 0, got {amount}")));
         }
         let currency = currency.trim().to_ascii_uppercase();
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(row_problem(
-                position,
-                format!("the currency must be an ISO 4217 code, got {currency:?}"),
-            ));
+            return Err(row_problem(at, format!("the currency must be an ISO 4217 code, got {currency:?}")));
         }
         Ok(Self { day, channel, campaign, amount, currency })
     }
@@ -159,14 +155,13 @@ pub fn read_spend_csv(text: &str, default_currency: Option<&str>) -> Result<Vec<
         })?;
         let row_currency = currency.map(field).filter(|c| !c.is_empty()).or(default_currency).unwrap_or("");
         let row = SpendRow::parse(
-            line,
+            &format!("spend file line {line}"),
             parsed_day,
             field(channel),
             campaign.map(field),
             parsed_amount,
             row_currency,
-        )
-        .map_err(|e| MeasurementError::invalid(e.to_string().replace("spend row", "spend file line")))?;
+        )?;
         rows.push(row);
     }
     Ok(rows)
@@ -187,6 +182,30 @@ impl Measurement {
         rows: Vec<SpendRow>,
     ) -> Result<usize> {
         let scope = self.authorize(actor, workspace, Permission::Write).await?;
+        self.store_spend(&scope, actor, workspace, rows).await
+    }
+
+    /// Stores the rows of a spend CSV (see [`read_spend_csv`]).
+    pub async fn import_spend_csv(
+        &self,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        csv: &str,
+        default_currency: Option<&str>,
+    ) -> Result<usize> {
+        // Authorised before the file is read: a stranger learns nothing from its errors.
+        let scope = self.authorize(actor, workspace, Permission::Write).await?;
+        let rows = read_spend_csv(csv, default_currency)?;
+        self.store_spend(&scope, actor, workspace, rows).await
+    }
+
+    async fn store_spend(
+        &self,
+        scope: &TenantScope,
+        actor: &Actor,
+        workspace: WorkspaceId,
+        rows: Vec<SpendRow>,
+    ) -> Result<usize> {
         if rows.len() > MAX_SPEND_ROWS {
             return Err(MeasurementError::invalid(format!("at most {MAX_SPEND_ROWS} spend rows per call")));
         }
@@ -226,20 +245,6 @@ impl Measurement {
         txn.commit().await?;
         self.cache().measurement_changed(workspace).await;
         Ok(rows.len())
-    }
-
-    /// Stores the rows of a spend CSV (see [`read_spend_csv`]).
-    pub async fn import_spend_csv(
-        &self,
-        actor: &Actor,
-        workspace: WorkspaceId,
-        csv: &str,
-        default_currency: Option<&str>,
-    ) -> Result<usize> {
-        // Authorise before reading a possibly large body's content.
-        self.authorize(actor, workspace, Permission::Write).await?;
-        let rows = read_spend_csv(csv, default_currency)?;
-        self.record_spend(actor, workspace, rows).await
     }
 
     /// Spend in `[from, to)` (days), summed by day, channel or campaign and currency.

@@ -136,12 +136,7 @@ impl MeasurementReportsQuery {
         >,
     ) -> async_graphql::Result<JourneyIncrementality> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
-        let request = reports::JourneyMeasureRequest {
-            journey: parse_id(&journey_id)?,
-            conversion: parse_id(&conversion_id)?,
-            window_days,
-            confidence,
-        };
+        let request = journey_request(&journey_id, &conversion_id, window_days, confidence)?;
         let report =
             ctx.measurement().journey_incrementality(ctx.actor()?, workspace, &request, cost).await.gql()?;
         Ok(report.into())
@@ -162,12 +157,7 @@ impl MeasurementReportsQuery {
         #[graphql(desc = "Add always-valid (mSPRT) p-values, for those who peek.", default)] sequential: bool,
     ) -> async_graphql::Result<JourneyExperiment> {
         let workspace = ctx.workspace(workspace_id.as_ref())?;
-        let request = reports::JourneyMeasureRequest {
-            journey: parse_id(&journey_id)?,
-            conversion: parse_id(&conversion_id)?,
-            window_days,
-            confidence,
-        };
+        let request = journey_request(&journey_id, &conversion_id, window_days, confidence)?;
         let report = ctx
             .measurement()
             .journey_experiment(ctx.actor()?, workspace, &request, control, sequential)
@@ -175,6 +165,20 @@ impl MeasurementReportsQuery {
             .gql()?;
         Ok(report.into())
     }
+}
+
+fn journey_request(
+    journey_id: &ID,
+    conversion_id: &ID,
+    window_days: Option<u32>,
+    confidence: Option<f64>,
+) -> async_graphql::Result<reports::JourneyMeasureRequest> {
+    Ok(reports::JourneyMeasureRequest {
+        journey: parse_id(journey_id)?,
+        conversion: parse_id(conversion_id)?,
+        window_days,
+        confidence,
+    })
 }
 
 #[derive(Default)]
@@ -245,7 +249,14 @@ impl MeasurementMutation {
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
-                SpendRow::parse(i + 1, r.day, &r.channel, r.campaign.as_deref(), r.amount, &r.currency)
+                SpendRow::parse(
+                    &format!("spend row {}", i + 1),
+                    r.day,
+                    &r.channel,
+                    r.campaign.as_deref(),
+                    r.amount,
+                    &r.currency,
+                )
             })
             .collect::<Result<Vec<_>, _>>()
             .gql()?;

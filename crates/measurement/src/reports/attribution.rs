@@ -386,15 +386,14 @@ fn compute(
                 value: built.value,
                 shares,
             };
-            report.months.push(month.clone());
-            previous = Some(month);
+            // A month without conversions says nothing about the shares: changes are measured
+            // against the last month that had some.
+            if month.conversions > 0 {
+                previous = Some(month.clone());
+            }
+            report.months.push(month);
         }
-        // The first month after the last flagged one, if it is not the first month.
-        let last_flagged = report.months.iter().rposition(|m| m.shares.iter().any(|s| s.flagged));
-        report.stable_since = match last_flagged {
-            Some(index) => report.months.get(index + 1).map(|m| m.month.clone()),
-            None => report.months.get(1).map(|m| m.month.clone()),
-        };
+        report.stable_since = stable_since(&report.months);
     }
     Ok(report)
 }
@@ -461,6 +460,18 @@ fn model_reports(
     Ok(reports)
 }
 
+/// The first month with conversions after the last month a share moved by the threshold; with
+/// no move at all, the second month with conversions (one month alone shows no stability).
+/// `None` while the latest months still move, or without conversions to judge by.
+fn stable_since(months: &[MonthReport]) -> Option<String> {
+    let judged: Vec<&MonthReport> = months.iter().filter(|m| m.conversions > 0).collect();
+    let next = match judged.iter().rposition(|m| m.shares.iter().any(|s| s.flagged)) {
+        Some(index) => index + 1,
+        None => 1,
+    };
+    judged.get(next).map(|m| m.month.clone())
+}
+
 /// Calendar months (UTC) covering `[from, to)`, clipped to it.
 fn months(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let mut out = Vec::new();
@@ -487,6 +498,23 @@ mod tests {
         assert_eq!(found.len(), 3);
         assert_eq!(found[0], (from, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()));
         assert_eq!(found[2], (Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap(), to));
+    }
+
+    fn month(name: &str, conversions: u64, flagged: bool) -> MonthReport {
+        let share =
+            MonthlyShare { model: "linear".into(), key: "email".into(), share: 1.0, change: None, flagged };
+        MonthReport { month: name.into(), conversions, value: 0.0, shares: vec![share] }
+    }
+
+    #[test]
+    fn stability_is_judged_on_months_with_conversions() {
+        let months = [month("08", 5, false), month("09", 5, true), month("10", 0, false)];
+        assert_eq!(stable_since(&months), None, "an empty month does not settle a moving model");
+        let months = [month("08", 5, false), month("09", 5, true), month("10", 3, false)];
+        assert_eq!(stable_since(&months).as_deref(), Some("10"));
+        let months = [month("08", 5, false), month("09", 0, false), month("10", 3, false)];
+        assert_eq!(stable_since(&months).as_deref(), Some("10"));
+        assert_eq!(stable_since(&[month("08", 5, false)]), None, "one month alone shows nothing");
     }
 
     #[test]

@@ -86,15 +86,12 @@ pub struct Conversion {
 pub struct TouchLog {
     pub labels: Labels,
     pub by_profile: HashMap<Uuid, Vec<Touch>>,
-    pub count: u64,
 }
 
 /// Conversions in a window, each person's in time order.
 #[derive(Debug, Default)]
 pub struct ConversionLog {
     pub by_profile: HashMap<Uuid, Vec<Conversion>>,
-    pub count: u64,
-    pub value: f64,
     /// Events of the right name that stated another currency.
     pub other_currency: u64,
 }
@@ -164,7 +161,6 @@ impl TouchLog {
                 device: relabel(touch.device),
             }));
         }
-        self.count += other.count;
     }
 
     /// Puts each person's touches in time order.
@@ -226,7 +222,6 @@ pub async fn load_event_touches(txn: &DatabaseTransaction, query: &TouchQuery<'_
             }
         };
         log.by_profile.entry(profile).or_default().push(Touch { at, channel, campaign, device });
-        log.count += 1;
     }
     drop(rows);
     Ok(log)
@@ -268,7 +263,6 @@ pub async fn load_campaign_touches(
                 device: log.labels.intern(device.as_deref().unwrap_or(NONE_LABEL)),
             };
             log.by_profile.entry(profile).or_default().push(touch);
-            log.count += 1;
         }
     }
     Ok(log)
@@ -308,8 +302,6 @@ pub async fn load_conversions(
                 let profile: Uuid = row.try_get("", "profile_id")?;
                 let at: DateTime<Utc> = row.try_get("", "occurred_at")?;
                 log.by_profile.entry(profile).or_default().push(Conversion { at, value });
-                log.count += 1;
-                log.value += value;
             }
             Worth::OtherCurrency => log.other_currency += 1,
             Worth::FilteredOut => {}
