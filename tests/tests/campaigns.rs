@@ -1207,8 +1207,7 @@ async fn webhooks_cannot_reach_private_addresses_unless_allowed(backend: Backend
         .await;
     setup.publish(&journey).await;
     setup.people("p", 1).await;
-    let person = setup.profile_of("p0").await;
-    setup.consent(&person, "email", true).await;
+    let person = setup.consent_all("p", 1, "email").await.remove(0);
     let (_, delivered) = setup.app.run_journeys().await;
     assert_eq!(
         (delivered.sent, delivered.retried, delivered.dead),
@@ -1233,8 +1232,7 @@ async fn previews_pauses_and_reentry_after_exit(backend: Backend) {
     let (channel, _) = setup.webhook_channel("Mail", "email", &receiver).await;
     let content = setup.content("Mail", email_template()).await;
     setup.people("r", 1).await;
-    let person = setup.profile_of("r0").await;
-    setup.consent(&person, "email", true).await;
+    let person = setup.consent_all("r", 1, "email").await.remove(0);
 
     // The builder's preview renders for a real person; a variant the content lacks is refused.
     let preview = setup

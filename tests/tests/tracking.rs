@@ -211,7 +211,28 @@ async fn workspaces_processed_side_by_side_stay_apart(backend: Backend) {
     }
 }
 
+/// A batch of many tiny messages, within the 500 KB limit, holds more rows than one insert
+/// statement may bind parameters for on either backend: all are stored, once.
+async fn a_full_batch_of_tiny_messages_is_stored_whole(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, _, key) = app.tracking_workspace().await;
+    let batch: Vec<_> = (0..4_500)
+        .map(|i| json!({"type": "track", "userId": "u", "event": "e", "messageId": i.to_string()}))
+        .collect();
+    let body = json!({"batch": batch});
+    assert!(serde_json::to_vec(&body).unwrap().len() < 500 * 1024);
+    let (status, answer) = app.track("batch", Some(&key), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((answer["accepted"].clone(), answer["duplicates"].clone()), (json!(4_500), json!(0)));
+    let (status, answer) = app.track("batch", Some(&key), &body).await;
+    assert_eq!(
+        (status, answer["accepted"].clone(), answer["duplicates"].clone()),
+        (200, json!(0), json!(4_500))
+    );
+}
+
 on_both_backends!(
+    a_full_batch_of_tiny_messages_is_stored_whole,
     workspaces_processed_side_by_side_stay_apart,
     accepts_segment_messages_and_deduplicates_retries,
     batches_merge_context_and_report_bad_items,

@@ -66,15 +66,14 @@ impl Campaigns {
         let name = format!("{segment}-{}.csv", self.now().format("%Y%m%dT%H%M%S%.3fZ"));
         let partial = folder.join(format!(".{name}.part"));
         let mut file = tokio::fs::File::create(&partial).await.map_err(CampaignsError::internal)?;
-        let (mut bytes, mut lines) = (0u64, 0u64);
+        let mut bytes = 0u64;
         while let Some(chunk) = export.next_chunk().await? {
             bytes += chunk.len() as u64;
-            lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
             file.write_all(&chunk).await.map_err(CampaignsError::internal)?;
         }
         file.sync_all().await.map_err(CampaignsError::internal)?;
         drop(file);
         tokio::fs::rename(&partial, folder.join(&name)).await.map_err(CampaignsError::internal)?;
-        Ok(AudienceFile { name, rows: lines.saturating_sub(1), bytes })
+        Ok(AudienceFile { name, rows: export.written(), bytes })
     }
 }

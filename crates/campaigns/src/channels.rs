@@ -131,6 +131,29 @@ pub(crate) async fn load<C: ConnectionTrait>(
     }
 }
 
+/// The channels `ids` name, in one query; `NotFound` when one of them does not exist.
+pub(crate) async fn load_many<C: ConnectionTrait>(
+    conn: &C,
+    workspace: WorkspaceId,
+    ids: impl IntoIterator<Item = ChannelId>,
+) -> Result<std::collections::HashMap<ChannelId, Channel>> {
+    let ids: std::collections::HashSet<ChannelId> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut select = Sql::new(&format!("SELECT {COLUMNS} FROM channels WHERE tenant_id = "));
+    select.bind(workspace.as_uuid()).push(" AND id IN ").bind_list(ids.iter().map(|id| id.as_uuid()));
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for row in select.fetch_all(conn).await? {
+        let channel = channel_from(&row)?;
+        found.insert(channel.id, channel);
+    }
+    if found.len() < ids.len() {
+        return Err(CampaignsError::NotFound);
+    }
+    Ok(found)
+}
+
 /// The signing secret of a webhook channel, for the delivery worker only.
 pub(crate) async fn signing_secret<C: ConnectionTrait>(
     conn: &C,

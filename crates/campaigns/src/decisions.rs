@@ -105,31 +105,35 @@ pub(crate) async fn write_offers<C: ConnectionTrait>(
     offers: &[Offer],
     now: DateTime<Utc>,
 ) -> Result<()> {
+    // One row per (channel, person), the round's last: PostgreSQL refuses to update a row twice
+    // in one statement.
+    let mut latest: std::collections::HashMap<(Uuid, Uuid), &Offer> = std::collections::HashMap::new();
     for offer in offers {
+        latest.insert((offer.channel.as_uuid(), offer.profile.as_uuid()), offer);
+    }
+    let latest: Vec<&Offer> = latest.into_values().collect();
+    // 8 parameters a row: within both backends' limits.
+    for chunk in latest.chunks(1_000) {
         let mut upsert = Sql::new(
-            "INSERT INTO offers (tenant_id, channel_id, profile_id, journey_id, step, variant, content, decided_at) VALUES (",
+            "INSERT INTO offers (tenant_id, channel_id, profile_id, journey_id, step, variant, content, decided_at) VALUES ",
         );
-        upsert
-            .bind(tenant)
-            .push(", ")
-            .bind(offer.channel.as_uuid())
-            .push(", ")
-            .bind(offer.profile.as_uuid())
-            .push(", ")
-            .bind(offer.journey.as_uuid())
-            .push(", ")
-            .bind(offer.step.clone())
-            .push(", ")
-            .bind(offer.variant.clone())
-            .push(", ")
-            .bind(json(&offer.content))
-            .push(", ")
-            .bind(now)
-            .push(
-                ") ON CONFLICT (tenant_id, channel_id, profile_id) DO UPDATE SET journey_id = excluded.journey_id, \
-                 step = excluded.step, variant = excluded.variant, content = excluded.content, \
-                 decided_at = excluded.decided_at",
-            );
+        upsert.values(chunk.iter().map(|offer| -> Vec<sea_orm::Value> {
+            vec![
+                tenant.into(),
+                offer.channel.as_uuid().into(),
+                offer.profile.as_uuid().into(),
+                offer.journey.as_uuid().into(),
+                offer.step.clone().into(),
+                offer.variant.clone().into(),
+                json(&offer.content),
+                now.into(),
+            ]
+        }));
+        upsert.push(
+            " ON CONFLICT (tenant_id, channel_id, profile_id) DO UPDATE SET journey_id = excluded.journey_id, \
+             step = excluded.step, variant = excluded.variant, content = excluded.content, \
+             decided_at = excluded.decided_at",
+        );
         upsert.execute(conn).await?;
     }
     Ok(())

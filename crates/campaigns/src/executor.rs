@@ -5,7 +5,7 @@
 //! the minors rule, frequency caps across all journeys, quiet hours), and queued in the outbox
 //! in the same transaction that moves the person on, under a key that makes it happen once.
 
-use crate::channels::{self, Channel};
+use crate::channels;
 use crate::error::Result;
 use crate::graph::Trigger;
 use crate::journeys::{JOURNEYS_WORK, PublishedVersion, Reentry};
@@ -195,7 +195,6 @@ impl Campaigns {
         let sheets = contact_sheets(&txn, scope, &profiles).await?;
         let policy = settings::SendPolicy::load(&txn, tenant, now, &profiles).await?;
         let mut versions: HashMap<(JourneyId, i32), Arc<LoadedVersion>> = HashMap::new();
-        let mut channels_by_id: HashMap<ChannelId, Channel> = HashMap::new();
         for run in &runs {
             if let std::collections::hash_map::Entry::Vacant(slot) =
                 versions.entry((run.journey, run.version))
@@ -203,14 +202,13 @@ impl Campaigns {
                 slot.insert(self.version(&txn, scope, run.journey, run.version).await?);
             }
         }
-        for loaded in versions.values() {
-            for (_, channel, _) in loaded.published.graph.sends() {
-                let channel = ChannelId::from_uuid(channel);
-                if let std::collections::hash_map::Entry::Vacant(slot) = channels_by_id.entry(channel) {
-                    slot.insert(channels::load(&txn, workspace, channel).await?);
-                }
-            }
-        }
+        let channel_ids: Vec<ChannelId> = versions
+            .values()
+            .flat_map(|loaded| {
+                loaded.published.graph.sends().map(|(_, channel, _)| ChannelId::from_uuid(channel))
+            })
+            .collect();
+        let channels_by_id = channels::load_many(&txn, workspace, channel_ids).await?;
         let journey_names = journey_names(&txn, tenant, &versions).await?;
 
         let machine = Machine {

@@ -5,7 +5,7 @@
 //! Branch conditions read the data as it is now; a wait for an event assumes the event never
 //! comes (the timeout path), and goals, reached only by events, are not taken.
 
-use crate::channels::{self, Channel};
+use crate::channels;
 use crate::error::{CampaignsError, Result};
 use crate::graph::Trigger;
 use crate::machine::{Effects, Machine, Run};
@@ -107,13 +107,9 @@ impl Campaigns {
         };
         let sheets = profiles::contact::contact_sheets(&txn, &scope, &people).await?;
         let policy = SendPolicy::load(&txn, tenant, now, &people).await?;
-        let mut channels_by_id: HashMap<ChannelId, Channel> = HashMap::new();
-        for (_, channel, _) in graph.sends() {
-            let channel = ChannelId::from_uuid(channel);
-            if let std::collections::hash_map::Entry::Vacant(slot) = channels_by_id.entry(channel) {
-                slot.insert(channels::load(&txn, workspace, channel).await?);
-            }
-        }
+        let channel_ids: Vec<ChannelId> =
+            graph.sends().map(|(_, channel, _)| ChannelId::from_uuid(channel)).collect();
+        let channels_by_id = channels::load_many(&txn, workspace, channel_ids).await?;
         // The draft runs as version 0: no published version has that number.
         let versions = HashMap::from([((id, 0), loaded.clone())]);
         let names = HashMap::from([(id, journey.name.clone())]);

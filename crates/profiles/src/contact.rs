@@ -120,11 +120,7 @@ pub async fn contact_sheets<C: ConnectionTrait>(
         let mut addresses: Vec<(ProfileId, Identity)> = Vec::new();
         for row in identities.fetch_all(conn).await? {
             let profile = ProfileId::from_uuid(row.try_get("", "profile_id")?);
-            let kind = if row.try_get::<String>("", "kind")? == "email" {
-                IdentityKind::Email
-            } else {
-                IdentityKind::Phone
-            };
+            let kind: IdentityKind = row.try_get::<String>("", "kind")?.parse()?;
             addresses.push((profile, Identity { kind, value: row.try_get("", "value")? }));
         }
         let identities: Vec<Identity> = addresses.iter().map(|(_, identity)| identity.clone()).collect();

@@ -70,47 +70,30 @@ impl Profiles {
         for rows in events.chunks(INSERT_ROWS) {
             let mut insert = Sql::new(
                 "INSERT INTO events (tenant_id, id, message_id, type, name, status, occurred_at, received_at, \
-             source, body, channel, touch, utm_source, utm_medium, utm_campaign, referrer_host, device) VALUES ",
+                 source, body, channel, touch, utm_source, utm_medium, utm_campaign, referrer_host, device) VALUES ",
             );
-            for (i, event) in rows.iter().enumerate() {
-                if i > 0 {
-                    insert.push(", ");
-                }
-                insert
-                    .push("(")
-                    .bind(tenant)
-                    .push(", ")
-                    .bind(event_id(event.occurred_at))
-                    .push(", ")
-                    .bind(event.message_id.clone())
-                    .push(", ")
-                    .bind(event.event_type.as_str())
-                    .push(", ")
-                    .bind(event.name.clone())
-                    .push(", 'pending', ")
-                    .bind(event.occurred_at)
-                    .push(", ")
-                    .bind(event.received_at)
-                    .push(", ")
-                    .bind(source.to_owned())
-                    .push(", ")
-                    .bind(json(&event.body))
-                    .push(", ")
-                    .bind(event.channel.clone())
-                    .push(", ")
-                    .bind(event.marketing.touch)
-                    .push(", ")
-                    .bind(event.marketing.utm_source.clone())
-                    .push(", ")
-                    .bind(event.marketing.utm_medium.clone())
-                    .push(", ")
-                    .bind(event.marketing.utm_campaign.clone())
-                    .push(", ")
-                    .bind(event.marketing.referrer_host.clone())
-                    .push(", ")
-                    .bind(event.marketing.device.clone())
-                    .push(")");
-            }
+            insert.values(rows.iter().map(|event| -> Vec<sea_orm::Value> {
+                let marketing = &event.marketing;
+                vec![
+                    tenant.into(),
+                    event_id(event.occurred_at).into(),
+                    event.message_id.clone().into(),
+                    event.event_type.as_str().into(),
+                    event.name.clone().into(),
+                    "pending".into(),
+                    event.occurred_at.into(),
+                    event.received_at.into(),
+                    source.to_owned().into(),
+                    json(&event.body),
+                    event.channel.clone().into(),
+                    marketing.touch.into(),
+                    marketing.utm_source.clone().into(),
+                    marketing.utm_medium.clone().into(),
+                    marketing.utm_campaign.clone().into(),
+                    marketing.referrer_host.clone().into(),
+                    marketing.device.clone().into(),
+                ]
+            }));
             insert.push(" ON CONFLICT (tenant_id, message_id) DO NOTHING");
             stored += insert.execute(txn).await? as usize;
         }

@@ -12,7 +12,6 @@ use crate::service::Segments;
 use chrono::{DateTime, Utc};
 use kernel::{ProfileId, SegmentId, WorkspaceId};
 use platform::TenantScope;
-use platform::sql::Sql;
 use profiles::PostalAddress;
 use profiles::consent::ContactDecision;
 use profiles::contact::ContactSheet;
@@ -69,7 +68,7 @@ pub struct AudienceExport {
     after: Option<Uuid>,
     header_written: bool,
     finished: bool,
-    /// People written and left out so far, for the log line at the end.
+    /// People written and left out so far, for the log line at the end and [`Self::written`].
     written: u64,
     skipped: u64,
 }
@@ -111,6 +110,11 @@ impl Segments {
 }
 
 impl AudienceExport {
+    /// Rows written so far (the header not counted).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// The next piece of the CSV file, or `None` once it is complete.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
         if self.finished {
@@ -142,21 +146,8 @@ impl AudienceExport {
     async fn next_people(&mut self) -> Result<Vec<ContactSheet>> {
         let db = self.segments.db().clone();
         let txn = self.scope.begin(&db).await?;
-        let mut members = Sql::new("SELECT profile_id FROM segment_members WHERE tenant_id = ");
-        members
-            .bind(self.scope.tenant_id().as_uuid())
-            .push(" AND segment_id = ")
-            .bind(self.segment.as_uuid());
-        if let Some(after) = self.after {
-            members.push(" AND profile_id > ").bind(after);
-        }
-        members.push(" ORDER BY profile_id LIMIT ").bind(BATCH);
-        let ids = members
-            .fetch_all(&txn)
-            .await?
-            .iter()
-            .map(|row| Ok(ProfileId::from_uuid(row.try_get("", "profile_id")?)))
-            .collect::<Result<Vec<_>>>()?;
+        let after = self.after.map(ProfileId::from_uuid);
+        let ids = crate::journeys::members_page(&txn, &self.scope, self.segment, after, BATCH as u64).await?;
         if let Some(last) = ids.last() {
             self.after = Some(last.as_uuid());
         }
