@@ -322,6 +322,18 @@ async fn attribution_reports_are_built_from_ingested_events(backend: Backend) {
         .await;
     assert_eq!(value_of(model(by_device.data("attribution"), "first_touch"), "ios"), 100.0);
 
+    // The agency's position weights: all on the first touch makes position-based first touch.
+    let weighted = shop
+        .report(json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1),
+                       "models": ["position_based", "first_touch"], "positionWeights": {"first": 1, "middle": 0, "last": 0}}))
+        .await;
+    let report = weighted.data("attribution").clone();
+    assert_eq!(model(&report, "position_based")["rows"], model(&report, "first_touch")["rows"]);
+    shop.report(json!({"conversionId": shop.conversion, "from": days_ago(20), "to": days_ago(-1),
+                       "positionWeights": {"first": 1, "middle": 1, "last": 0}}))
+        .await
+        .expect_code("BAD_USER_INPUT");
+
     // Cached until the data changes: a new conversion arrives, then spend.
     let hits = shop.app.measurement.report_cache_stats().hits;
     let again = shop.report(period.clone()).await;
