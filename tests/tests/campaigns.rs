@@ -1207,7 +1207,7 @@ async fn webhooks_cannot_reach_private_addresses_unless_allowed(backend: Backend
         .await;
     setup.publish(&journey).await;
     setup.people("p", 1).await;
-    let person = setup.consent_all("p", 1, "email").await.remove(0);
+    setup.consent_all("p", 1, "email").await;
     let (_, delivered) = setup.app.run_journeys().await;
     assert_eq!(
         (delivered.sent, delivered.retried, delivered.dead),
