@@ -14,6 +14,9 @@ use std::{
 /// memory an attacker can make us spend with keys derived from their input.
 const MEMORY_SWEEP_THRESHOLD: usize = 100_000;
 
+/// How long a Redis command or connection may take before it counts as failed.
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a version stamp lives without a change; far longer than anything cached under it.
 const VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -64,7 +67,13 @@ impl Cache {
 
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, PlatformError> {
         let client = redis::Client::open(url)?;
-        let manager = ConnectionManager::new(client).await?;
+        // redis answers a command that took over 500 ms (its default) with an error; on a
+        // busy node a task can wait that long just to be polled, and a login or a rate-limit
+        // check would fail with INTERNAL. Seconds still fail a Redis that is really gone.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(REDIS_RESPONSE_TIMEOUT));
+        let manager = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self { prefix: prefix.into(), inner: CacheBackend::Redis(manager) })
     }
 
