@@ -381,6 +381,12 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The value of one series of `GET /metrics` (`name{labels}` exactly as exposed).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.client.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        metric_value(&text, series)
+    }
+
     /// Waits until every event committed so far is processed: one sweep over all workspaces,
     /// four at a time as the worker does by default, which queues behind the background
     /// worker's graph lock when it is mid-chunk.
@@ -439,4 +445,11 @@ pub struct Agency {
 pub struct Tokens {
     pub access_token: String,
     pub refresh_token: String,
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in a Prometheus text page.
+pub fn metric_value(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }

@@ -1603,7 +1603,93 @@ async fn a_scheduled_run_over_a_large_segment_resumes_where_it_stopped(backend: 
     assert_eq!(entered, 1001, "each member once");
 }
 
+/// `passerelle worker` as deployed: its own process state, the app's database, probes and
+/// Prometheus on its own port. What it does shows in its metrics: people enrolled, sends
+/// queued then delivered (as many as the receiver got), events processed and their lag.
+async fn the_worker_process_is_probed_and_reports_its_work(backend: Backend) {
+    let setup = setup(backend).await;
+    let receiver = Receiver::start().await;
+    let (channel, _) = setup.webhook_channel("Newsletter", "email", &receiver).await;
+    let content = setup.content("Welcome", email_template()).await;
+    let journey = setup
+        .journey(
+            "Observed",
+            send_journey(
+                &setup.segment,
+                json!([
+                    {"id": "mail", "type": "send", "channel": channel, "content": content, "next": "done"},
+                    {"id": "done", "type": "exit"}
+                ]),
+            ),
+        )
+        .await;
+    // Someone outside the segment gives the workspace the trait the template uses; the journey
+    // enrolls people who enter after it is published.
+    let seed = json!({"userId": "seed", "traits": {"plan": "free", "first_name": "Seed"}});
+    assert_eq!(setup.app.track("identify", Some(&setup.key), &seed).await.0, 200);
+    setup.app.process_events().await;
+    assert_eq!(setup.publish(&journey).await.data("publishJourney.status"), &json!("ACTIVE"));
+    setup.people("w", 12).await;
+    setup.consent_all("w", 12, "email").await;
+    setup.app.process_events_and_segments().await;
+
+    let mut settings = setup.app.settings.clone();
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    let worker = passerelle::WorkerProcess::build(settings).await.unwrap();
+    let base = format!("http://{}", worker.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    // Events only the worker processes (the test processes nothing from here on).
+    let batch: Vec<Value> = (0..30)
+        .map(|i| json!({"type": "track", "userId": format!("w{}", i % 12), "event": "Viewed"}))
+        .collect();
+    let (status, body) = setup.app.track("batch", Some(&setup.key), &json!({"batch": batch})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let client = reqwest::Client::new();
+    let series = |name: &str, outcome: Option<&str>| match outcome {
+        Some(outcome) => format!("passerelle_{name}{{outcome=\"{outcome}\"}}"),
+        None => format!("passerelle_{name}"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let page = loop {
+        let page = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        let value = |name: &str, outcome| passerelle_tests::metric_value(&page, &series(name, outcome));
+        if value("journey_sends_total", Some("sent")) == Some(12.0)
+            && value("events_processed_total", Some("processed")) == Some(30.0)
+        {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "the worker did not finish: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let value = |name: &str, outcome| passerelle_tests::metric_value(&page, &series(name, outcome));
+    assert_eq!(receiver.received().len(), 12);
+    assert_eq!(value("journey_enrollments_total", None), Some(12.0));
+    assert_eq!(value("journey_sends_total", Some("queued")), Some(12.0));
+    assert!(value("journey_steps_total", None).unwrap() >= 12.0, "{page}");
+    assert_eq!(value("journey_sends_total", Some("dead")), Some(0.0));
+    let lag = value("ingestion_lag_seconds", None).unwrap();
+    assert!((0.0..60.0).contains(&lag), "{lag}");
+    assert!(value("db_pool_max_connections", None).unwrap() >= 8.0);
+
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<Value>().await.unwrap(), json!({"database": "ok", "cache": "ok"}));
+    assert_eq!(client.get(format!("{base}/livez")).send().await.unwrap().status(), 200);
+    // Only the operations endpoints: the worker serves no API.
+    let api = client.post(format!("{base}/graphql")).json(&json!({"query": "{ me { id } }"})).send().await;
+    assert_eq!(api.unwrap().status(), 404);
+
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert!(client.get(format!("{base}/livez")).send().await.is_err(), "stopped with its workers");
+}
+
 on_both_backends!(
+    the_worker_process_is_probed_and_reports_its_work,
     a_journey_holds_out_splits_and_sends_signed_webhooks_once,
     publishing_refuses_a_journey_with_problems_and_lists_them_all,
     caps_hold_across_two_concurrent_journeys,

@@ -142,6 +142,23 @@ async fn health_metrics_and_request_ids(backend: Backend) {
     );
     assert!(metrics.contains("passerelle_graphql_request_duration_seconds_bucket{operation=\"Whoami\""));
     assert!(metrics.contains("passerelle_http_requests_total{route=\"/livez\",status=\"2xx\"}"));
+    // The database pool, read when scraped: the pool's size for the backend, and connections
+    // open (the app holds at least its minimum).
+    let max = passerelle_tests::metric_value(&metrics, "passerelle_db_pool_max_connections");
+    assert_eq!(max, Some(if backend == Backend::Sqlite { 8.0 } else { 32.0 }), "{metrics}");
+    let idle = passerelle_tests::metric_value(&metrics, "passerelle_db_pool_connections{state=\"idle\"}");
+    let in_use = passerelle_tests::metric_value(&metrics, "passerelle_db_pool_connections{state=\"in_use\"}");
+    let open = idle.unwrap() + in_use.unwrap();
+    assert!((1.0..=max.unwrap()).contains(&open), "{metrics}");
+    // The worker metrics exist from the start, so dashboards and alerts find them at zero.
+    for series in [
+        "passerelle_events_accepted_total",
+        "passerelle_ingestion_lag_seconds",
+        "passerelle_journey_enrollments_due",
+        "passerelle_cache_hit_ratio{cache=\"reports\"}",
+    ] {
+        assert!(passerelle_tests::metric_value(&metrics, series).is_some(), "{series}: {metrics}");
+    }
     let graphiql = app.client.get(app.url("/graphql")).send().await.unwrap();
     assert_eq!(graphiql.status(), 200);
     assert!(graphiql.text().await.unwrap().contains("graphiql"));

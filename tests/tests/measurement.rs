@@ -339,6 +339,10 @@ async fn attribution_reports_are_built_from_ingested_events(backend: Backend) {
     let again = shop.report(period.clone()).await;
     assert_eq!(again.data("attribution.cached"), &json!(true));
     assert_eq!(shop.app.measurement.report_cache_stats().hits, hits + 1);
+    assert_eq!(
+        shop.app.metric("passerelle_cache_hits_total{cache=\"reports\"}").await,
+        Some((hits + 1) as f64)
+    );
     assert_eq!(again.data("attribution.conversions"), &json!(4));
     shop.send(vec![
         page("fay", 1, json!({"campaign": {"source": "newsletter", "medium": "email"}})),

@@ -891,6 +891,14 @@ async fn cached_answers_are_never_stale(backend: Backend) {
     assert_eq!(selected(&app, &token, &workspace, pro).await, people(&["alice", "carol"]));
     let after = app.segments.cache_stats();
     assert_eq!(after.hits, before.hits + 1, "the second preview comes from the cache");
+    // Operators see the same counts, and the ratio, at /metrics.
+    assert_eq!(app.metric("passerelle_cache_hits_total{cache=\"segments\"}").await, Some(after.hits as f64));
+    assert_eq!(
+        app.metric("passerelle_cache_misses_total{cache=\"segments\"}").await,
+        Some(after.misses as f64)
+    );
+    let ratio = app.metric("passerelle_cache_hit_ratio{cache=\"segments\"}").await.unwrap();
+    assert!((ratio - after.hits as f64 / (after.hits + after.misses) as f64).abs() < 1e-9, "{ratio}");
 
     // Profile data changes: the next preview sees it at once, before any segment work.
     let (status, _) =

@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use kernel::{ChannelId, JourneyId, ProfileId, WorkspaceId};
 use platform::TenantScope;
 use platform::sql::Sql;
-use platform::{Backend, work_queue};
+use platform::{Backend, metrics::Metrics, work_queue};
 use serde_json::Value;
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -59,10 +59,17 @@ struct Claimed {
 
 impl Campaigns {
     /// Delivers queued sends until `shutdown` turns true.
-    pub async fn run_delivery(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Each round's outcomes are counted in `metrics`.
+    pub async fn run_delivery(self, mut shutdown: tokio::sync::watch::Receiver<bool>, metrics: Metrics) {
         loop {
-            if let Err(error) = self.deliver_due().await {
-                tracing::error!(error = %error, "delivery round failed");
+            match self.deliver_due().await {
+                Ok(round) => {
+                    let sends = &metrics.journey_sends;
+                    sends.with_label_values(&["sent"]).inc_by(round.sent as u64);
+                    sends.with_label_values(&["retried"]).inc_by(round.retried as u64);
+                    sends.with_label_values(&["dead"]).inc_by(round.dead as u64);
+                }
+                Err(error) => tracing::error!(error = %error, "delivery round failed"),
             }
             tokio::select! {
                 _ = self.sends_ready().notified() => {}

@@ -15,7 +15,7 @@ use crate::settings;
 use chrono::{DateTime, Utc};
 use kernel::{ChannelId, JourneyId, ProfileId, SegmentId, WorkspaceId};
 use platform::sql::{Sql, json};
-use platform::{Backend, TenantScope, work_queue};
+use platform::{Backend, TenantScope, metrics::Metrics, work_queue};
 use profiles::contact::contact_sheets;
 use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value};
@@ -34,27 +34,38 @@ pub const PURPOSE: &str = "marketing";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExecutionRound {
     pub enrolled: usize,
+    /// Enrollments that were due and taken.
+    pub due: usize,
     pub steps: usize,
     pub sends: usize,
+    /// When the most overdue enrollment taken was due.
+    pub oldest_due_at: Option<DateTime<Utc>>,
 }
 
 impl std::ops::AddAssign for ExecutionRound {
     fn add_assign(&mut self, other: Self) {
         self.enrolled += other.enrolled;
+        self.due += other.due;
         self.steps += other.steps;
         self.sends += other.sends;
+        self.oldest_due_at = match (self.oldest_due_at, other.oldest_due_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 
 impl Campaigns {
     /// Runs the executor until `shutdown` turns true. Errors are logged and retried.
-    pub async fn run_executor(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Each round's work is reported into `metrics`.
+    pub async fn run_executor(self, mut shutdown: tokio::sync::watch::Receiver<bool>, metrics: Metrics) {
         let mut round: u32 = 0;
         loop {
             let sweep = round.is_multiple_of(50);
             round = round.wrapping_add(1);
-            if let Err(error) = self.execute_with(sweep).await {
-                tracing::error!(error = %error, "journey executor round failed");
+            match self.execute_with(sweep).await {
+                Ok(done) => self.report(&done, &metrics),
+                Err(error) => tracing::error!(error = %error, "journey executor round failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
@@ -64,6 +75,17 @@ impl Campaigns {
                 return;
             }
         }
+    }
+
+    fn report(&self, round: &ExecutionRound, metrics: &Metrics) {
+        metrics.journey_enrollments.inc_by(round.enrolled as u64);
+        metrics.journey_steps.inc_by(round.steps as u64);
+        metrics.journey_sends.with_label_values(&["queued"]).inc_by(round.sends as u64);
+        metrics.journey_due.set(i64::try_from(round.due).unwrap_or(i64::MAX));
+        let lag = round
+            .oldest_due_at
+            .map_or(0.0, |due| (self.now() - due).to_std().map_or(0.0, |late| late.as_secs_f64()));
+        metrics.journey_lag.set(lag);
     }
 
     /// One round over every workspace with journeys: enrolls new entrants and moves everyone
@@ -149,7 +171,7 @@ impl Campaigns {
         let txn = scope.begin_write(self.db()).await?;
         let mut select = Sql::new(
             "SELECT id, journey_id, version, profile_id, step, sequence, variant, holdout, waiting_for, \
-             waiting_since FROM journey_enrollments WHERE tenant_id = ",
+             waiting_since, due_at FROM journey_enrollments WHERE tenant_id = ",
         );
         select
             .bind(tenant)
@@ -167,6 +189,8 @@ impl Campaigns {
             txn.commit().await?;
             return Ok((ExecutionRound::default(), 0));
         }
+        // Taken in due order: the first is the most overdue.
+        let oldest_due_at: Option<DateTime<Utc>> = rows[0].try_get("", "due_at")?;
         let mut runs: Vec<Run> = Vec::with_capacity(rows.len());
         for row in &rows {
             runs.push(Run {
@@ -225,7 +249,13 @@ impl Campaigns {
         for run in runs.iter_mut().filter(|r| !r.parked) {
             run.due_at = Some(now);
         }
-        let round = ExecutionRound { enrolled: 0, steps: effects.steps, sends: effects.sends.len() };
+        let round = ExecutionRound {
+            enrolled: 0,
+            due: runs.len(),
+            steps: effects.steps,
+            sends: effects.sends.len(),
+            oldest_due_at,
+        };
         let (sends, offers, blocks, trait_updates) =
             (effects.sends, effects.offers, effects.blocks, effects.trait_updates);
 

@@ -15,5 +15,5 @@ mod segments;
 mod tenancy;
 
 pub use context::RequestContext;
-pub use http::{AppState, GatewaySettings, build_server};
+pub use http::{AppState, GatewaySettings, Ops, build_ops_server, build_server};
 pub use schema::{PasserelleSchema, build_schema, sdl};

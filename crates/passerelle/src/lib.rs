@@ -28,12 +28,16 @@ impl Workers {
     /// Starts the background workers on the current runtime.
     pub fn start(services: &Services, settings: &Settings) -> Self {
         let (shutdown, receiver) = tokio::sync::watch::channel(false);
-        let ingestion =
-            services.profiles.clone().run_ingestion_worker(settings.ingest_concurrency, receiver.clone());
+        let metrics = &services.metrics;
+        let ingestion = services.profiles.clone().run_ingestion_worker(
+            settings.ingest_concurrency,
+            receiver.clone(),
+            metrics.clone(),
+        );
         let refresh = std::time::Duration::from_secs(settings.segment_refresh_seconds);
         let segments = services.segments.clone().run_worker(refresh, receiver.clone());
-        let executor = services.campaigns.clone().run_executor(receiver.clone());
-        let delivery = services.campaigns.clone().run_delivery(receiver);
+        let executor = services.campaigns.clone().run_executor(receiver.clone(), metrics.clone());
+        let delivery = services.campaigns.clone().run_delivery(receiver, metrics.clone());
         let handles = vec![
             tokio::spawn(ingestion),
             tokio::spawn(segments),
@@ -61,6 +65,8 @@ pub struct Services {
     pub segments: Segments,
     pub campaigns: Campaigns,
     pub measurement: measurement::Measurement,
+    /// The process's Prometheus registry, served at `/metrics` by the gateway and the worker.
+    pub metrics: Metrics,
 }
 
 impl Services {
@@ -117,8 +123,69 @@ impl Services {
             campaigns.clone(),
             Arc::new(kernel::SystemClock),
         );
-        Ok(Self { db, cache, tenancy, profiles, segments, campaigns, measurement })
+        let metrics = Metrics::new().context("metrics registry")?;
+        sample_state(&metrics, &db, &segments, &measurement).context("metrics registry")?;
+        Ok(Self { db, cache, tenancy, profiles, segments, campaigns, measurement, metrics })
     }
+}
+
+/// The metrics read at scrape time from state the services keep: the answer caches' hits and
+/// misses (with their ratio, which dashboards want as is) and the database pool.
+fn sample_state(
+    metrics: &Metrics,
+    db: &Db,
+    segments: &Segments,
+    measurement: &measurement::Measurement,
+) -> Result<(), platform::metrics::PrometheusError> {
+    let caches = {
+        let (segments, measurement) = (segments.clone(), measurement.clone());
+        move || [("segments", segments.cache_stats()), ("reports", measurement.report_cache_stats())]
+    };
+    let read = caches.clone();
+    metrics.sample_counter("cache_hits_total", "Answer cache hits", &["cache"], move || {
+        read().iter().map(|(name, stats)| (vec![(*name).to_owned()], stats.hits as f64)).collect()
+    })?;
+    let read = caches.clone();
+    metrics.sample_counter("cache_misses_total", "Answer cache misses", &["cache"], move || {
+        read().iter().map(|(name, stats)| (vec![(*name).to_owned()], stats.misses as f64)).collect()
+    })?;
+    metrics.sample_gauge(
+        "cache_hit_ratio",
+        "Answer cache hits over lookups since the process started (0 before any lookup)",
+        &["cache"],
+        move || {
+            caches()
+                .iter()
+                .map(|(name, stats)| {
+                    let lookups = stats.hits + stats.misses;
+                    let ratio = if lookups == 0 { 0.0 } else { stats.hits as f64 / lookups as f64 };
+                    (vec![(*name).to_owned()], ratio)
+                })
+                .collect()
+        },
+    )?;
+    let pool = db.clone();
+    metrics.sample_gauge(
+        "db_pool_connections",
+        "Database pool connections by state",
+        &["state"],
+        move || {
+            let status = pool.pool_status();
+            let idle = status.idle as f64;
+            vec![
+                (vec!["idle".into()], idle),
+                (vec!["in_use".into()], (f64::from(status.open) - idle).max(0.0)),
+            ]
+        },
+    )?;
+    let pool = db.clone();
+    metrics.sample_gauge(
+        "db_pool_max_connections",
+        "The most connections the pool may open",
+        &[],
+        move || vec![(Vec::new(), f64::from(pool.pool_status().max))],
+    )?;
+    Ok(())
 }
 
 /// Runs the migrations as the owner role, then grants the app role its data access.
@@ -164,7 +231,7 @@ fn postgres_user(url: &str) -> Option<String> {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::connect(&settings).await?;
-        let metrics = Metrics::new().context("metrics registry")?;
+        let metrics = services.metrics.clone();
         let schema = gateway::build_schema(
             &settings.limits,
             settings.introspection,
@@ -218,6 +285,51 @@ impl Application {
         // Dropping the handles detaches the worker tasks; they stop with the runtime.
         drop(self.workers.map(|w| w.handles));
         (self.addr, self.services)
+    }
+}
+
+/// `passerelle worker`: the background workers, with the operations endpoints (`/livez`,
+/// `/readyz`, `/metrics`) on the listen address so they can be probed and scraped.
+pub struct WorkerProcess {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+    services: Services,
+    workers: Workers,
+}
+
+impl WorkerProcess {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let services = Services::connect(&settings).await?;
+        let listener = std::net::TcpListener::bind(settings.listen)
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let ops = gateway::Ops {
+            db: services.db.clone(),
+            cache: services.cache.clone(),
+            metrics: services.metrics.clone(),
+        };
+        let server = gateway::build_ops_server(ops, listener)?;
+        let workers = Workers::start(&services, &settings);
+        Ok(Self { addr, server, services, workers })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Runs until `stop` resolves, then lets the workers finish their round and closes the
+    /// endpoints last, so probes answer while the workers drain.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        stop.await;
+        self.workers.stop().await;
+        handle.stop(true).await;
+        server.await.map_err(std::io::Error::other)?
     }
 }
 

@@ -45,7 +45,8 @@ enum Command {
         listen: Option<SocketAddr>,
     },
     /// Run only the background workers (ingestion, segments, the journey executor, delivery),
-    /// for deployments that scale them apart from the gateway. Stops on SIGINT/SIGTERM.
+    /// for deployments that scale them apart from the gateway, with /livez, /readyz and
+    /// /metrics on the listen address (PASSERELLE_LISTEN). Stops on SIGINT/SIGTERM.
     Worker,
     /// Apply database migrations as the owner role and exit.
     Migrate,
@@ -98,7 +99,9 @@ fn main() -> anyhow::Result<()> {
             LogFormatArg::Pretty => LogFormat::Pretty,
         };
     }
-    platform::telemetry::init(settings.log_format);
+    // Declared before the runtime, so it outlives it: dropped last, it flushes the spans the
+    // runtime's last tasks produced.
+    let _telemetry = platform::telemetry::init(settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(cli.command, settings))
 }
@@ -121,12 +124,11 @@ async fn run(command: Option<Command>, mut settings: Settings) -> anyhow::Result
             app.run_until_stopped().await?;
         }
         Command::Worker => {
-            let services = Services::connect(&settings).await?;
-            let workers = passerelle::Workers::start(&services, &settings);
-            tracing::info!("passerelle workers are running");
-            println!("Passerelle workers are running");
-            shutdown_signal().await;
-            workers.stop().await;
+            let worker = passerelle::WorkerProcess::build(settings).await?;
+            let addr = worker.local_addr();
+            tracing::info!(%addr, "passerelle workers are running");
+            println!("Passerelle workers are running: health and metrics at http://{addr}/metrics");
+            worker.run_until(shutdown_signal()).await?;
         }
         Command::Migrate => {
             passerelle::migrate(&settings).await?;

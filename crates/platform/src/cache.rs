@@ -106,6 +106,7 @@ impl Cache {
         self.key(key)
     }
 
+    #[tracing::instrument(name = "cache.get", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PlatformError> {
         let key = self.key(key);
         match &self.inner {
@@ -117,6 +118,7 @@ impl Cache {
     }
 
     /// Several keys in one round trip (`MGET` on Redis), in the order asked.
+    #[tracing::instrument(name = "cache.get_many", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, PlatformError> {
         let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
         match &self.inner {
@@ -131,6 +133,7 @@ impl Cache {
         }
     }
 
+    #[tracing::instrument(name = "cache.set", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), PlatformError> {
         let key = self.key(key);
         match &self.inner {
@@ -155,6 +158,7 @@ impl Cache {
 
     /// Sets the key only if it does not exist; `true` when this call set it. A lease: whoever
     /// gets `true` holds it until they delete it or it expires.
+    #[tracing::instrument(name = "cache.set_if_absent", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, PlatformError> {
         let key = self.key(key);
         match &self.inner {
@@ -182,6 +186,7 @@ impl Cache {
         }
     }
 
+    #[tracing::instrument(name = "cache.delete", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn delete(&self, key: &str) -> Result<(), PlatformError> {
         let key = self.key(key);
         match &self.inner {
@@ -200,6 +205,7 @@ impl Cache {
     /// from some data put the stamps of that data in their keys; [`Cache::bump_version`]
     /// after a change makes every such answer unreachable. Stamps are random, never reused,
     /// so an expired or lost version key cannot bring an old answer back.
+    #[tracing::instrument(name = "cache.version", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn version(&self, key: &str) -> Result<String, PlatformError> {
         if let Some(stamp) = self.get(key).await? {
             return Ok(String::from_utf8_lossy(&stamp).into_owned());
@@ -213,12 +219,14 @@ impl Cache {
     }
 
     /// Gives a version key a new stamp (see [`Cache::version`]).
+    #[tracing::instrument(name = "cache.bump_version", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn bump_version(&self, key: &str) -> Result<(), PlatformError> {
         let stamp = uuid::Uuid::new_v4().simple().to_string();
         self.set(key, stamp.as_bytes(), VERSION_TTL).await
     }
 
     /// Increments a counter, starting its expiry when it is created; returns the new value.
+    #[tracing::instrument(name = "cache.increment", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn increment(&self, key: &str, ttl: Duration) -> Result<i64, PlatformError> {
         let key = self.key(key);
         match &self.inner {
@@ -250,6 +258,7 @@ impl Cache {
         }
     }
 
+    #[tracing::instrument(name = "cache.ping", level = "info", skip_all, fields(otel.kind = "client", db.system = self.backend_name()))]
     pub async fn ping(&self) -> Result<(), PlatformError> {
         match &self.inner {
             CacheBackend::Memory(_) => Ok(()),

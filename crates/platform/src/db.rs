@@ -10,6 +10,14 @@ pub enum Backend {
     Postgres,
 }
 
+/// Connections of the pool: open (idle or in use) and the most it may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub open: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: DatabaseConnection,
@@ -47,6 +55,28 @@ impl Db {
             .await?;
         }
         Ok(Self { conn, backend })
+    }
+
+    /// The connection pool's state now, for the metrics.
+    pub fn pool_status(&self) -> PoolStatus {
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                PoolStatus {
+                    open: pool.size(),
+                    idle: pool.num_idle(),
+                    max: pool.options().get_max_connections(),
+                }
+            }
+            Backend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                PoolStatus {
+                    open: pool.size(),
+                    idle: pool.num_idle(),
+                    max: pool.options().get_max_connections(),
+                }
+            }
+        }
     }
 
     pub fn backend(&self) -> Backend {

@@ -17,7 +17,7 @@ pub mod work_queue;
 
 pub use answers::{AnswerCache, CacheStats, Stamps};
 pub use cache::Cache;
-pub use db::{Backend, Db};
+pub use db::{Backend, Db, PoolStatus};
 pub use error::PlatformError;
 pub use rate_limit::{RateDecision, RateLimiter, RateQuota};
 pub use settings::Settings;

@@ -62,7 +62,7 @@ impl RateLimiter {
     }
 
     /// Admits a request only if every `(key, quota)` allows it, charging all of them then.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(name = "cache.rate_limit", target = "platform::cache", level = "info", skip_all, fields(otel.kind = "client", db.system = self.cache.backend_name()))]
     pub async fn check_all(&self, limits: &[(&str, RateQuota)]) -> Result<RateDecision, PlatformError> {
         if limits.is_empty() {
             return Ok(RateDecision::Allowed);

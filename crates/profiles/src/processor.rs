@@ -82,6 +82,20 @@ pub struct ProcessOutcome {
     pub processed: usize,
     pub suppressed: usize,
     pub merges: usize,
+    /// When the longest-waiting event processed was accepted (for the ingestion lag).
+    pub oldest_received_at: Option<DateTime<Utc>>,
+}
+
+impl std::ops::AddAssign for ProcessOutcome {
+    fn add_assign(&mut self, other: Self) {
+        self.processed += other.processed;
+        self.suppressed += other.suppressed;
+        self.merges += other.merges;
+        self.oldest_received_at = match (self.oldest_received_at, other.oldest_received_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
 }
 
 pub(crate) struct ChunkMerge {
@@ -97,13 +111,15 @@ impl Profiles {
     #[tracing::instrument(skip_all, fields(tenant = %scope.tenant_id()))]
     pub async fn process_pending(&self, scope: &TenantScope) -> Result<ProcessOutcome> {
         let (_never, running) = tokio::sync::watch::channel(false);
-        self.process_pending_until(scope, &running).await
+        self.process_pending_until(scope, &running, None).await
     }
 
+    /// Chunk by chunk until none is left or `shutdown`; each chunk reported into `metrics`.
     pub(crate) async fn process_pending_until(
         &self,
         scope: &TenantScope,
         shutdown: &tokio::sync::watch::Receiver<bool>,
+        metrics: Option<&platform::metrics::Metrics>,
     ) -> Result<ProcessOutcome> {
         let mut total = ProcessOutcome::default();
         loop {
@@ -111,9 +127,10 @@ impl Profiles {
                 return Ok(total);
             }
             let outcome = self.process_chunk(scope).await?;
-            total.processed += outcome.processed;
-            total.suppressed += outcome.suppressed;
-            total.merges += outcome.merges;
+            if let Some(metrics) = metrics {
+                self.report_chunk(&outcome, metrics);
+            }
+            total += outcome;
             if outcome.processed + outcome.suppressed < CHUNK_EVENTS as usize {
                 return Ok(total);
             }
@@ -134,7 +151,8 @@ impl Profiles {
         let tenant = scope.tenant_id().as_uuid();
         let now = self.now();
         let mut select = Sql::new(
-            "SELECT id, type, name, occurred_at, channel, source, body FROM events WHERE tenant_id = ",
+            "SELECT id, type, name, occurred_at, received_at, channel, source, body FROM events WHERE \
+             tenant_id = ",
         );
         select.bind(tenant).push(" AND status = 'pending' ORDER BY id LIMIT ").bind(CHUNK_EVENTS as i64);
         let rows = select.fetch_all(txn).await?;
@@ -145,7 +163,10 @@ impl Profiles {
         settings::ensure_row(txn, tenant, now).await?;
         let settings = settings::load(txn, tenant).await?;
         let mut events = Vec::with_capacity(rows.len());
+        let mut oldest_received_at: Option<DateTime<Utc>> = None;
         for row in rows {
+            let received_at: DateTime<Utc> = row.try_get("", "received_at")?;
+            oldest_received_at = Some(oldest_received_at.map_or(received_at, |o| o.min(received_at)));
             let event_type: String = row.try_get("", "type")?;
             let name: Option<String> = row.try_get("", "name")?;
             let body: Value = row.try_get("", "body")?;
@@ -301,6 +322,7 @@ impl Profiles {
             processed: assignments.len() + unmatched_enrichment.len(),
             suppressed: suppressed.len(),
             merges: merges.len(),
+            oldest_received_at,
         })
     }
 }

@@ -12,6 +12,7 @@ use std::{
     sync::{Mutex, OnceLock},
     time::Instant,
 };
+use tracing::Instrument;
 
 /// Distinct operation names kept as metric labels; past this, names report as `other`, so a
 /// client inventing names cannot blow up the metrics' cardinality.
@@ -85,9 +86,18 @@ pub(super) async fn execute(
 
     let operation = operation_label(request.operation_name.as_deref());
     let request = request.data(RequestContext { actor, credential_rejected, workspace_header });
-    let mut response = state.schema.execute(request).await;
+    let span = tracing::info_span!(
+        "graphql",
+        otel.name = %format_args!("graphql {operation}"),
+        otel.status_code = tracing::field::Empty,
+        graphql.operation.name = %operation,
+    );
+    let mut response = state.schema.execute(request).instrument(span.clone()).await;
     crate::limits::ensure_codes(&mut response.errors);
     let outcome = if response.errors.is_empty() { "ok" } else { "error" };
+    if !response.errors.is_empty() {
+        span.record("otel.status_code", "ERROR");
+    }
     state.metrics.graphql_requests.with_label_values(&[operation.as_str(), outcome]).inc();
     state
         .metrics

@@ -1,4 +1,4 @@
-use super::AppState;
+use super::Ops;
 use actix_web::{HttpResponse, web};
 
 pub(super) async fn livez() -> HttpResponse {
@@ -6,7 +6,7 @@ pub(super) async fn livez() -> HttpResponse {
 }
 
 /// Ready when both the database and the cache answer.
-pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn readyz(state: web::Data<Ops>) -> HttpResponse {
     let database = state.db.ping().await;
     let cache = state.cache.ping().await;
     if let Err(e) = &database {
@@ -26,7 +26,7 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn metrics(state: web::Data<Ops>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
 

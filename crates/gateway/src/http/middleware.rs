@@ -3,7 +3,7 @@
 //! and the HTTP metrics. Paths are logged by route pattern; no query strings, headers or
 //! bodies, so neither personal data nor secrets reach the logs.
 
-use super::AppState;
+use super::Ops;
 use actix_web::{
     Error,
     body::MessageBody,
@@ -30,16 +30,31 @@ pub(super) async fn observe(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let span =
-        tracing::info_span!("http_request", request_id = %request_id, method = %method, route = %route);
+    let ops = req.app_data::<web::Data<Ops>>().cloned();
+    // `otel.*` and `http.*` name the span for trace exporters (OpenTelemetry conventions).
+    let span = tracing::info_span!(
+        "http_request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+    );
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    platform::telemetry::continue_trace(&span, header("traceparent"), header("tracestate"));
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, elapsed_ms, "request finished"));
-    if let Some(state) = state {
-        state.metrics.http_requests.with_label_values(&[route.as_str(), status_class(status)]).inc();
+    if let Some(ops) = ops {
+        ops.metrics.http_requests.with_label_values(&[route.as_str(), status_class(status)]).inc();
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);

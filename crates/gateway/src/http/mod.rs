@@ -34,12 +34,27 @@ pub struct AppState {
     pub settings: GatewaySettings,
 }
 
+/// What the operations endpoints (`/livez`, `/readyz`, `/metrics`) and the request middleware
+/// need: the gateway serves them beside the API, `passerelle worker` serves them alone.
+#[derive(Clone)]
+pub struct Ops {
+    pub db: Db,
+    pub cache: Cache,
+    pub metrics: Metrics,
+}
+
 /// Builds the HTTP server on an already bound listener (port 0 in tests).
 pub fn build_server(state: AppState, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
+    let ops = web::Data::new(Ops {
+        db: state.db.clone(),
+        cache: state.cache.clone(),
+        metrics: state.metrics.clone(),
+    });
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(ops.clone())
             .wrap(actix_web::middleware::from_fn(middleware::observe))
             .route("/graphql", web::post().to(graphql::execute))
             .route("/graphql", web::get().to(graphql::graphiql))
@@ -52,6 +67,26 @@ pub fn build_server(state: AppState, listener: TcpListener, workers: usize) -> s
             .default_service(web::to(health::not_found))
     })
     .workers(workers.max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// The operations endpoints alone, for `passerelle worker` (probes and Prometheus). It does
+/// not stop on signals by itself: the worker stops it after its loops have finished.
+pub fn build_ops_server(ops: Ops, listener: TcpListener) -> std::io::Result<Server> {
+    let ops = web::Data::new(ops);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(ops.clone())
+            .wrap(actix_web::middleware::from_fn(middleware::observe))
+            .route("/livez", web::get().to(health::livez))
+            .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(health::metrics))
+            .default_service(web::to(health::not_found))
+    })
+    .workers(1)
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)
