@@ -283,3 +283,186 @@ fn attribution_runs_the_models_offline_on_a_path_file() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A local OTLP/HTTP collector: keeps the bodies posted to `/v1/traces`.
+struct Collector {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<actix_web::web::Bytes>>>,
+    server: actix_web::dev::ServerHandle,
+}
+
+async fn start_collector() -> Collector {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let kept = kept.clone();
+        App::new().route(
+            "/v1/traces",
+            web::post().to(move |req: actix_web::HttpRequest, body: web::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let protobuf =
+                        req.headers().get("content-type").is_some_and(|v| v == "application/x-protobuf");
+                    if !protobuf {
+                        return HttpResponse::UnsupportedMediaType().finish();
+                    }
+                    kept.lock().unwrap().push(body);
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Collector { url, bodies, server: handle }
+}
+
+/// One exported span, as the test reads it.
+#[derive(Debug)]
+struct Exported {
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent: Vec<u8>,
+    attributes: Vec<(String, String)>,
+}
+
+impl Collector {
+    /// Every span received so far, with the service name each batch declared.
+    fn spans(&self) -> (Vec<Exported>, Vec<String>) {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+        use prost::Message as _;
+        let text = |value: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match value
+            .as_ref()
+            .and_then(|v| v.value.as_ref())
+        {
+            Some(Any::StringValue(s)) => s.clone(),
+            Some(Any::IntValue(i)) => i.to_string(),
+            Some(Any::BoolValue(b)) => b.to_string(),
+            other => format!("{other:?}"),
+        };
+        let (mut spans, mut services) = (Vec::new(), Vec::new());
+        for body in self.bodies.lock().unwrap().iter() {
+            let request = ExportTraceServiceRequest::decode(body.as_ref()).expect("an OTLP trace export");
+            for resource_spans in request.resource_spans {
+                for attribute in resource_spans.resource.map(|r| r.attributes).unwrap_or_default() {
+                    if attribute.key == "service.name" {
+                        services.push(text(&attribute.value));
+                    }
+                }
+                for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+                    spans.push(Exported {
+                        name: span.name,
+                        trace_id: span.trace_id,
+                        span_id: span.span_id,
+                        parent: span.parent_span_id,
+                        attributes: span.attributes.iter().map(|a| (a.key.clone(), text(&a.value))).collect(),
+                    });
+                }
+            }
+        }
+        (spans, services)
+    }
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+}
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the running binary exports its spans over OTLP:
+/// the request (continuing the caller's `traceparent`), the GraphQL operation inside it, and
+/// the database statements and cache calls inside that, with no personal data or secret in
+/// any attribute.
+#[tokio::test]
+async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
+    let dir = temp_dir();
+    let email = "traced.person@otlp-agency.test";
+    let password = "a traced but private passphrase";
+    assert!(bootstrap(&dir.0, "Traced Agency", email, password).status.success());
+    let collector = start_collector().await;
+    let mut child = passerelle(&dir.0)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
+        .env("OTEL_SERVICE_NAME", "passerelle-under-test")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = first_line_of_stdout(&mut child).await;
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let (trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let login = reqwest::Client::new()
+        .post(&url)
+        .header("traceparent", format!("00-{trace}-{caller_span}-01"))
+        .json(&serde_json::json!({
+            "query": "mutation SignIn($e: String!, $p: String!) { login(email: $e, password: $p) { accessToken } }",
+            "operationName": "SignIn",
+            "variables": {"e": email, "p": password},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let token = login["data"]["login"]["accessToken"].as_str().expect("signed in").to_owned();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (spans, services) = loop {
+        let (spans, services) = collector.spans();
+        let has =
+            |prefix: &str| spans.iter().any(|s| s.trace_id == hex_bytes(trace) && s.name.starts_with(prefix));
+        if has("POST /graphql") && has("graphql SignIn") && has("sea_orm.") && has("cache.") {
+            break (spans, services);
+        }
+        assert!(std::time::Instant::now() < deadline, "spans missing: {spans:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    collector.server.stop(false).await;
+
+    assert!(services.iter().all(|s| s == "passerelle-under-test"), "{services:?}");
+    let ours: Vec<&Exported> = spans.iter().filter(|s| s.trace_id == hex_bytes(trace)).collect();
+    let request = ours.iter().find(|s| s.name == "POST /graphql").unwrap();
+    assert_eq!(request.parent, hex_bytes(caller_span), "the request continues the caller's trace");
+    let operation = ours.iter().find(|s| s.name == "graphql SignIn").unwrap();
+    assert_eq!(operation.parent, request.span_id, "the operation runs inside the request");
+    let attribute =
+        |span: &Exported, key: &str| span.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(attribute(request, "http.response.status_code").as_deref(), Some("200"));
+    let by_id: std::collections::HashMap<&[u8], &Exported> =
+        ours.iter().map(|s| (s.span_id.as_slice(), *s)).collect();
+    let within_operation = |span: &Exported| {
+        let mut parent = by_id.get(span.parent.as_slice());
+        while let Some(p) = parent {
+            if p.span_id == operation.span_id {
+                return true;
+            }
+            parent = by_id.get(p.parent.as_slice());
+        }
+        false
+    };
+    let statements: Vec<&&Exported> = ours.iter().filter(|s| s.name.starts_with("sea_orm.")).collect();
+    assert!(statements.iter().any(|s| within_operation(s)), "the login's queries: {statements:#?}");
+    assert!(statements.iter().all(|s| attribute(s, "db.system").as_deref() == Some("sqlite")));
+    let cache = ours.iter().find(|s| s.name.starts_with("cache.")).unwrap();
+    assert_eq!(attribute(cache, "db.system").as_deref(), Some("in-process"));
+    // Privacy: nothing the caller sent or received is in any exported attribute.
+    for span in &spans {
+        for (key, value) in &span.attributes {
+            for needle in [email, password, token.as_str(), "traced.person"] {
+                assert!(!value.contains(needle), "{} {key} carries personal data or a secret", span.name);
+            }
+        }
+    }
+}

@@ -34,7 +34,10 @@ impl Db {
         options
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // Each statement is a trace span (see `telemetry`) naming its operation; its text is
+            // left out: safe (values are bound apart) but a batch insert's runs to 100 KB a span.
+            .record_stmt_in_spans(false);
         match backend {
             Backend::Sqlite => {
                 if let Some(dir) = sqlite_parent_dir(url) {

@@ -27,8 +27,8 @@ use tracing_subscriber::{EnvFilter, Layer, fmt, prelude::*};
 /// loops poll several times a second and would fill the trace store with idle one-span traces
 /// (`PASSERELLE_TRACE=info` exports them too). The exporter's own HTTP client is kept out, or
 /// exporting would trace itself.
-const DEFAULT_TRACE_FILTER: &str = "info,sea_orm=off,sea_orm[http_request]=info,platform::cache=off,\
-     platform::cache[http_request]=info,h2=off,hyper=off,hyper_util=off,reqwest=off,opentelemetry=off";
+const DEFAULT_TRACE_FILTER: &str = "info,sea_orm=off,platform::cache=off,[http_request]=info,h2=off,hyper=off,\
+     hyper_util=off,reqwest=off,opentelemetry=off";
 const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,platform::cache=warn";
 
 /// Keeps the trace exporter alive; dropping it flushes the spans still buffered.
