@@ -39,10 +39,43 @@ pub fn run_all(paths: &PathSet, options: &Options) -> Result<Vec<ModelResult>> {
     run_models(paths, &Model::STANDARD, options)
 }
 
-/// Runs the given models, in that order, on the same paths.
+/// Runs the given models on the same paths and returns their results in that order. The
+/// models are independent, so they run on as many threads as there are cores (each thread
+/// takes the next model not yet started: Markov and Shapley are far heavier than the rules).
 pub fn run_models(paths: &PathSet, models: &[Model], options: &Options) -> Result<Vec<ModelResult>> {
     options.validate()?;
-    models.iter().map(|&model| run_validated(paths, model, options)).collect()
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(models.len());
+    if threads <= 1 {
+        return models.iter().map(|&model| run_validated(paths, model, options)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<ModelResult>>> = models.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&model) = models.get(index) else { return done };
+                        done.push((index, run_validated(paths, model, options)));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            // A model that panicked leaves its slot empty, reported below.
+            for (index, result) in worker.join().unwrap_or_default() {
+                results[index] = Some(result);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| Err(crate::MeasurementError::Internal("an attribution model failed".into())))
+        })
+        .collect()
 }
 
 /// Reads a path file and runs `models` on it, side by side: what `passerelle attribution` and

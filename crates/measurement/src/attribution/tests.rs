@@ -132,6 +132,19 @@ fn every_model_distributes_exactly_the_total_conversions_and_value() {
 }
 
 #[test]
+fn models_run_side_by_side_give_what_each_gives_alone_in_the_order_asked() {
+    let mut random = Lcg(7);
+    let options = options_with_rules();
+    let paths = generated(&mut random, 6, 400, 7, true);
+    let mut models = ALL_MODELS.to_vec();
+    models.reverse();
+    let together = run_models(&paths, &models, &options).unwrap();
+    for (model, result) in models.iter().zip(&together) {
+        assert_eq!(result, &run(&paths, *model, &options).unwrap());
+    }
+}
+
+#[test]
 fn a_path_set_without_conversions_attributes_nothing_and_says_so() {
     let mut builder = PathSetBuilder::new();
     builder.add_named_path(&["a", "b"], PathOutcome::new(0.0, 0.0, 4.0)).unwrap();
