@@ -209,6 +209,37 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
+{{/*
+The HTTP probes of the gateway and the worker (both serve /livez and /readyz on port http),
+from .Values.probes. /livez answers once the process serves and checks nothing else, so a
+database or cache outage makes pods unready (/readyz), never restarts them.
+*/}}
+{{- define "passerelle.probes" -}}
+{{- with .Values.probes -}}
+startupProbe:
+  httpGet:
+    path: /livez
+    port: http
+  periodSeconds: {{ .startup.periodSeconds }}
+  timeoutSeconds: {{ .startup.timeoutSeconds }}
+  failureThreshold: {{ .startup.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /livez
+    port: http
+  periodSeconds: {{ .liveness.periodSeconds }}
+  timeoutSeconds: {{ .liveness.timeoutSeconds }}
+  failureThreshold: {{ .liveness.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: http
+  periodSeconds: {{ .readiness.periodSeconds }}
+  timeoutSeconds: {{ .readiness.timeoutSeconds }}
+  failureThreshold: {{ .readiness.failureThreshold }}
+{{- end }}
+{{- end }}
+
 {{/* The pod-level settings every Passerelle pod shares. */}}
 {{- define "passerelle.podCommon" -}}
 # No Kubernetes API access is needed, so no token is mounted.
