@@ -110,7 +110,7 @@ impl Sql {
                 rendered.push(')');
                 text.replace_range(list.range.clone(), &rendered);
             }
-            text = text.replace('$', "?");
+            (text, values) = anonymous_parameters(&text, values);
         }
         Statement::from_sql_and_values(backend, text, values)
     }
@@ -155,6 +155,32 @@ fn null_of(array_type: &ArrayType) -> Value {
         ArrayType::Uuid => Value::Uuid(None),
         _ => Value::String(None),
     }
+}
+
+/// Rewrites `$n` parameters as SQLite's anonymous `?`, with the values in the order the text
+/// uses them (a parameter used twice is bound twice). Numbered `?NNN` parameters cost SQLite a
+/// linear lookup each, when the statement is parsed and again when each is bound: quadratic in
+/// the parameters, so a 1,000-row insert (17,000 of them) took ten times longer per row than
+/// 100-row ones. Anonymous ones are bound by position.
+fn anonymous_parameters(text: &str, values: Vec<Value>) -> (String, Vec<Value>) {
+    let mut rendered = String::with_capacity(text.len());
+    let mut ordered = Vec::with_capacity(values.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        rendered.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<usize>().ok().and_then(|n| values.get(n.wrapping_sub(1))) {
+            Some(value) => {
+                rendered.push('?');
+                ordered.push(value.clone());
+            }
+            None => rendered.push_str(&rest[at..at + 1 + digits]),
+        }
+        rest = &after[digits..];
+    }
+    rendered.push_str(rest);
+    (rendered, ordered)
 }
 
 /// A JSON value bound as the backend stores JSON (`jsonb` on PostgreSQL, text on SQLite).
@@ -209,14 +235,26 @@ mod tests {
         let statement = sql.statement(DbBackend::Sqlite);
         // The first element keeps the list's slot, the others go after every parameter; an
         // empty list is a NULL, which matches nothing.
+        // Parameters are anonymous, the values in the order the text uses them.
         assert_eq!(
             statement.sql,
-            "SELECT 1 FROM t WHERE tenant_id = ?1 AND id IN (?2, ?5) AND name IN (?3) AND kind = ?4"
+            "SELECT 1 FROM t WHERE tenant_id = ? AND id IN (?, ?) AND name IN (?) AND kind = ?"
         );
         let values = statement.values.expect("values").0;
         assert_eq!(
             values,
-            vec![Value::from(a), Value::from(a), Value::String(None), Value::from("email"), Value::from(b)]
+            vec![Value::from(a), Value::from(a), Value::from(b), Value::String(None), Value::from("email")]
         );
+    }
+
+    #[test]
+    fn sqlite_parameters_used_twice_are_bound_twice() {
+        let mut sql = Sql::new("SELECT ");
+        sql.bind(1).push(" + ").bind(2);
+        let sql = Sql { text: format!("{} + $1, 'price in $'", sql.text), ..sql };
+        let statement = sql.statement(DbBackend::Sqlite);
+        assert_eq!(statement.sql, "SELECT ? + ? + ?, 'price in $'");
+        let values = statement.values.expect("values").0;
+        assert_eq!(values, vec![Value::from(1), Value::from(2), Value::from(1)]);
     }
 }
