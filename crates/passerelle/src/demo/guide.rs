@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 /// Everything the guide mentions.
 pub struct Guide {
     pub data: String,
+    pub start_over: String,
     pub serve_command: String,
     pub url: String,
     pub email: String,
@@ -28,7 +29,8 @@ impl Guide {
     /// The three queries: a title and a document each.
     pub fn queries(&self) -> [(&'static str, String); 3] {
         let Self { workspace, customer, segment, conversion, journey, .. } = self;
-        let (from, to) = (self.from.to_rfc3339(), self.to.to_rfc3339());
+        let at = |time: &DateTime<Utc>| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (from, to) = (at(&self.from), at(&self.to));
         [
             (
                 "One customer across devices and channels: the identities that merged into one profile \
@@ -101,7 +103,7 @@ impl Guide {
         );
         // Writing to a String cannot fail.
         let _ = writeln!(out, "\nThe demo data is in {}.", self.data);
-        let _ = writeln!(out, "To start over: stop the server and delete that directory, then run the demo again.\n");
+        let _ = writeln!(out, "To start over: {}.\n", self.start_over);
         let _ = writeln!(out, "Start the server on it:\n\n    {}\n", self.serve_command);
         let _ = writeln!(out, "and open GraphiQL at {}. Sign in as the agency's owner:\n", self.url);
         let _ = writeln!(out, "    email:    {}", self.email);

@@ -53,9 +53,8 @@ pub async fn run(args: DemoArgs, settings: &Settings) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(TenancyError::Conflict(_)) => bail!(
             "{data} already holds the demo agency (its owner {OWNER_EMAIL} exists); nothing was changed. \
-             To start over, stop the server, delete the data directory ({}) and run `passerelle demo` again, \
-             or give another one with --data-dir",
-            settings.data_dir.display()
+             To start over, {}",
+            start_over(settings)
         ),
         Err(error) => return Err(error).context("creating the demo agency"),
     }
@@ -139,6 +138,7 @@ pub async fn run(args: DemoArgs, settings: &Settings) -> anyhow::Result<()> {
         .context("the showcase customer has a profile")?;
     let guide = guide::Guide {
         data,
+        start_over: start_over(settings),
         serve_command: serve_command(settings),
         url: format!("http://{}/graphql", settings.listen),
         email: OWNER_EMAIL.into(),
@@ -163,6 +163,21 @@ fn describe_data(settings: &Settings) -> String {
         None => {
             let dir = std::path::absolute(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone());
             format!("{} (SQLite: {})", dir.display(), dir.join("passerelle.db").display())
+        }
+    }
+}
+
+/// How to get back to an empty database.
+fn start_over(settings: &Settings) -> String {
+    match settings.database_url {
+        Some(_) => "drop and recreate that database, then run `passerelle demo` again".to_owned(),
+        None => {
+            let dir = std::path::absolute(&settings.data_dir).unwrap_or_else(|_| settings.data_dir.clone());
+            format!(
+                "stop the server, delete the data directory ({}) and run `passerelle demo` again, or give \
+                 another one with --data-dir",
+                dir.display()
+            )
         }
     }
 }
