@@ -156,7 +156,7 @@ async fn the_demo_fills_the_embedded_default_and_its_queries_answer() {
     let customer = post(&client, &url, &printed.queries[0], token).await["profile"].clone();
     let kinds: HashSet<&str> =
         customer["identities"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
-    for kind in ["user_id", "email", "anonymous_id", "device_id", "maid", "loyalty_card"] {
+    for kind in ["user_id", "email", "phone", "anonymous_id", "device_id", "maid", "loyalty_card"] {
         assert!(kinds.contains(kind), "the merged profile has a {kind}: {customer}");
     }
     let cookies_and_ids =

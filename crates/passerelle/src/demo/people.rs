@@ -183,9 +183,8 @@ impl<'a> Story<'a> {
         let last = *LAST_NAMES.choose(&mut rng).unwrap_or(&"Martin");
         let domain = *EMAIL_DOMAINS.choose(&mut rng).unwrap_or(&"example.com");
         let email = format!("{}.{}.{index}@{domain}", ascii(first), ascii(last));
-        // French mobile numbers, one per person (06 followed by 8 digits).
-        let phone = rng
-            .gen_bool(0.6)
+        // French mobile numbers, one per person (06 followed by 8 digits); the showcase has one.
+        let phone = (rng.gen_bool(0.6) || index == 0)
             .then(|| format!("+33 6 {:08}", 10_000_000 + generator.workspace * 5_000_000 + index));
         let city = *CITIES.choose(&mut rng).unwrap_or(&"Paris");
         let mut traits = json!({"email": email, "firstName": first, "lastName": last,
@@ -544,6 +543,7 @@ mod tests {
         let person = generator(1).person(0);
         assert!(person.customer_id.is_some());
         assert_eq!(person.devices, 3, "computer, phone browser and app");
+        assert!(person.events.iter().any(|e| e["traits"]["phone"].is_string()), "reachable by phone");
         let channels: Vec<&str> =
             person.events.iter().filter_map(|e| e["context"]["channel"].as_str()).collect();
         assert!(channels.contains(&"pos") && channels.contains(&"call_center"));

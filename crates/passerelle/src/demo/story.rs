@@ -184,8 +184,9 @@ pub async fn record_spend(
     seed: u64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
+    // Roughly what returns of 3 to 8 on paid media and far more on email look like.
     const DAILY_PER_10K_PEOPLE: [(&str, f64); 5] =
-        [("paid_search", 140.0), ("paid_social", 90.0), ("display", 60.0), ("affiliate", 25.0), ("email", 12.0)];
+        [("paid_search", 600.0), ("paid_social", 420.0), ("display", 300.0), ("affiliate", 120.0), ("email", 90.0)];
     let scale = people as f64 / 10_000.0;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5BE9D);
     let mut rows = Vec::new();
@@ -197,7 +198,7 @@ pub async fn record_spend(
         }
     }
     if client.journey.is_some() {
-        let amount = ((30.0 * scale).max(1.0) * 100.0).round() / 100.0;
+        let amount = ((250.0 * scale).max(1.0) * 100.0).round() / 100.0;
         rows.push(SpendRow::parse("demo spend", now.date_naive(), "web", Some(JOURNEY_NAME), amount, "EUR")?);
     }
     Ok(services.measurement.record_spend(actor, client.id, rows).await?)
