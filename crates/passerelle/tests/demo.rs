@@ -60,8 +60,11 @@ fn read_output(stdout: &str) -> Printed {
             .unwrap()
             .to_owned()
     };
-    let login =
-        stdout.lines().map(str::trim).find(|l| l.starts_with("mutation { login(")).expect("the login mutation");
+    let login = stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("mutation { login("))
+        .expect("the login mutation");
     let mut queries = Vec::new();
     let mut current: Option<Vec<&str>> = None;
     for line in stdout.lines() {

@@ -107,7 +107,8 @@ impl Guide {
         let _ = writeln!(out, "Start the server on it:\n\n    {}\n", self.serve_command);
         let _ = writeln!(out, "and open GraphiQL at {}. Sign in as the agency's owner:\n", self.url);
         let _ = writeln!(out, "    email:    {}", self.email);
-        let _ = writeln!(out, "    password: {}   (shown this once; only its hash is stored)\n", self.password);
+        let _ =
+            writeln!(out, "    password: {}   (shown this once; only its hash is stored)\n", self.password);
         let _ = writeln!(out, "    {login}\n");
         let _ = writeln!(
             out,

@@ -76,9 +76,7 @@ pub async fn run(args: DemoArgs, settings: &Settings) -> anyhow::Result<()> {
         events += ingested;
         println!(
             "  {}: {size} people ({} signed up, {} seen on several devices), {ingested} events accepted",
-            client.business.workspace_name,
-            people.signed_up,
-            people.multi_device
+            client.business.workspace_name, people.signed_up, people.multi_device
         );
         choices.push(people.consents);
     }
@@ -308,7 +306,8 @@ async fn summarize(services: &Services, actor: &Actor, client: &ClientWorkspace)
     if let Some(journey) = &client.journey {
         let report = services.campaigns.journey_report(actor, client.id, journey.id).await?;
         let arms: Vec<String> = report.by_variant.iter().map(|(arm, n)| format!("{arm} {n}")).collect();
-        let statuses: Vec<String> = report.by_status.iter().map(|(status, n)| format!("{status} {n}")).collect();
+        let statuses: Vec<String> =
+            report.by_status.iter().map(|(status, n)| format!("{status} {n}")).collect();
         println!(
             "    journey \"{}\": holdout {}, {}; {}",
             story::JOURNEY_NAME,

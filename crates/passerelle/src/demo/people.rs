@@ -91,16 +91,53 @@ pub struct Person {
 
 const FIRST_NAMES: &[&str] = &[
     "Camille", "Louis", "Léa", "Hugo", "Chloé", "Gabriel", "Manon", "Arthur", "Inès", "Jules", "Emma",
-    "Lucas", "Jade", "Nathan", "Louise", "Adam", "Alice", "Raphaël", "Zoé", "Paul", "Sofia", "Malik",
-    "Anna", "Yanis", "Clara", "Théo", "Nora", "Sacha", "Lina", "Maël",
+    "Lucas", "Jade", "Nathan", "Louise", "Adam", "Alice", "Raphaël", "Zoé", "Paul", "Sofia", "Malik", "Anna",
+    "Yanis", "Clara", "Théo", "Nora", "Sacha", "Lina", "Maël",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau",
-    "Simon", "Laurent", "Lefebvre", "Michel", "Garcia", "David", "Bertrand", "Roux", "Vincent", "Fournier",
-    "Morel", "Girard", "André", "Mercier", "Dupont", "Lambert", "Bonnet", "François", "Martinez", "Benali",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefebvre",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Morel",
+    "Girard",
+    "André",
+    "Mercier",
+    "Dupont",
+    "Lambert",
+    "Bonnet",
+    "François",
+    "Martinez",
+    "Benali",
 ];
-const CITIES: &[&str] =
-    &["Paris", "Lyon", "Marseille", "Toulouse", "Nantes", "Bordeaux", "Lille", "Strasbourg", "Rennes", "Nice"];
+const CITIES: &[&str] = &[
+    "Paris",
+    "Lyon",
+    "Marseille",
+    "Toulouse",
+    "Nantes",
+    "Bordeaux",
+    "Lille",
+    "Strasbourg",
+    "Rennes",
+    "Nice",
+];
 /// Reserved domains (RFC 2606): the addresses look real and reach no one.
 const EMAIL_DOMAINS: &[&str] = &["example.com", "example.net", "example.org"];
 const STORES: &[&str] = &["paris-marais", "lyon-part-dieu", "bordeaux-centre", "lille-grand-place"];
@@ -247,7 +284,8 @@ impl<'a> Story<'a> {
         times.sort_by(|a, b| b.total_cmp(a));
         for (n, days_ago) in times.into_iter().enumerate() {
             // Each further device is first used in one of the sessions after sign-up.
-            let device = if showcase { n % self.devices.len() } else { self.rng.gen_range(0..self.devices.len()) };
+            let device =
+                if showcase { n % self.devices.len() } else { self.rng.gen_range(0..self.devices.len()) };
             // Nine in ten sign in on a new device; the tenth stays an anonymous stranger.
             let signs_in = showcase || self.rng.gen_bool(0.9);
             self.session(device, days_ago, signs_in);
@@ -351,7 +389,12 @@ impl<'a> Story<'a> {
         let at = step(self.rng.gen_range(2.0..8.0));
         let order = self.order_properties(product, price * quantity, "web");
         let context = self.context(device);
-        self.emit(device, at, json!({"type": "track", "event": "Order Completed", "properties": order}), context);
+        self.emit(
+            device,
+            at,
+            json!({"type": "track", "event": "Order Completed", "properties": order}),
+            context,
+        );
     }
 
     fn order_properties(&mut self, product: &str, total: f64, source: &str) -> Value {
@@ -445,7 +488,9 @@ impl<'a> Story<'a> {
             Arrival::Display => (utm("criteo", "display", "retargeting"), None),
             Arrival::Affiliate => (utm("bons-plans", "affiliate", "partners"), None),
             Arrival::Newsletter => (utm("newsletter", "email", &format!("week-{week:02}")), None),
-            Arrival::OrganicSearch => (format!("https://www.{site}/"), Some("https://www.google.com/".to_owned())),
+            Arrival::OrganicSearch => {
+                (format!("https://www.{site}/"), Some("https://www.google.com/".to_owned()))
+            }
             Arrival::Social => {
                 (format!("https://www.{site}/lookbook"), Some("https://www.instagram.com/".to_owned()))
             }
@@ -461,7 +506,8 @@ impl<'a> Story<'a> {
         let device = &self.devices[device];
         match (&device.app_ids, device.kind) {
             (Some((id, advertising_id)), kind) => {
-                let (kind, os) = if kind == DeviceKind::Ios { ("ios", "iOS") } else { ("android", "Android") };
+                let (kind, os) =
+                    if kind == DeviceKind::Ios { ("ios", "iOS") } else { ("android", "Android") };
                 json!({"app": {"name": self.generator.business.app_name},
                        "device": {"type": kind, "id": id, "advertisingId": advertising_id, "adTrackingEnabled": true},
                        "os": {"name": os}})
@@ -490,8 +536,7 @@ impl<'a> Story<'a> {
 
     fn push(&mut self, mut message: Value) {
         let number = self.events.len();
-        message["messageId"] =
-            json!(format!("demo-{}-{}-{number}", self.generator.workspace, self.index));
+        message["messageId"] = json!(format!("demo-{}-{}-{number}", self.generator.workspace, self.index));
         self.events.push(message);
     }
 }
@@ -573,7 +618,9 @@ mod tests {
         let person = generator(5).person(0);
         let identify = person.events.iter().find(|e| e["type"] == "identify").unwrap();
         let email = identify["traits"]["email"].as_str().unwrap();
-        assert!(email.is_ascii() && email.ends_with(".com") | email.ends_with(".net") | email.ends_with(".org"));
+        assert!(
+            email.is_ascii() && email.ends_with(".com") | email.ends_with(".net") | email.ends_with(".org")
+        );
         assert!(EMAIL_DOMAINS.iter().any(|d| email.ends_with(d)), "{email}");
     }
 }

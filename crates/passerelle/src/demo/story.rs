@@ -26,19 +26,23 @@ pub const JOURNEY_NAME: &str = "Cart recovery";
 
 /// The segments every client gets: name, description, definition.
 const SEGMENTS: [(&str, &str, &str); 5] = [
-    (
-        "High-value customers",
-        "Customers who spent €300 or more, online and in shops",
-        "revenue >= 300",
-    ),
+    ("High-value customers", "Customers who spent €300 or more, online and in shops", "revenue >= 300"),
     (
         "Cart abandoners",
         "Added a product to the cart in the last 14 days without ordering since",
         r#"performed "Product Added" within 14 days and not performed "Order Completed" within 14 days"#,
     ),
-    ("Newsletter subscribers", "May be emailed and have an address", "consents to marketing on email and has email"),
+    (
+        "Newsletter subscribers",
+        "May be emailed and have an address",
+        "consents to marketing on email and has email",
+    ),
     ("App users", "Used the mobile app", "used channel app"),
-    ("Shop and web customers", "Bought in a shop and visited the website", "used channel pos and used channel web"),
+    (
+        "Shop and web customers",
+        "Bought in a shop and visited the website",
+        "used channel pos and used channel web",
+    ),
 ];
 
 /// One client workspace as the demo built it.
@@ -136,18 +140,22 @@ async fn create_journey(
         .create_channel(
             actor,
             client.id,
-            NewChannel { name: "Website banner".into(), kind: "web".into(), delivery: json!({"adapter": "decision"}) },
+            NewChannel {
+                name: "Website banner".into(),
+                kind: "web".into(),
+                delivery: json!({"adapter": "decision"}),
+            },
         )
         .await?
         .channel
         .id;
     // Not personalised: publishing checks that every trait a template reads exists on some
     // profile, and the journey is published before the first event arrives.
-    let banner = |offer: &str| {
-        json!({"variants": [{"kind": "web", "html": format!("<div class=\"banner\">Your cart is waiting: {offer}</div>")}]})
-    };
-    let discount =
-        services.campaigns.create_content(actor, client.id, "Cart banner: 10% off", banner("10% off with code CART10")).await?;
+    let banner = |offer: &str| json!({"variants": [{"kind": "web", "html": format!("<div class=\"banner\">Your cart is waiting: {offer}</div>")}]});
+    let discount = services
+        .campaigns
+        .create_content(actor, client.id, "Cart banner: 10% off", banner("10% off with code CART10"))
+        .await?;
     let delivery = services
         .campaigns
         .create_content(actor, client.id, "Cart banner: free delivery", banner("free delivery until Sunday"))
@@ -185,8 +193,13 @@ pub async fn record_spend(
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     // Roughly what returns of 3 to 8 on paid media and far more on email look like.
-    const DAILY_PER_10K_PEOPLE: [(&str, f64); 5] =
-        [("paid_search", 600.0), ("paid_social", 420.0), ("display", 300.0), ("affiliate", 120.0), ("email", 90.0)];
+    const DAILY_PER_10K_PEOPLE: [(&str, f64); 5] = [
+        ("paid_search", 600.0),
+        ("paid_social", 420.0),
+        ("display", 300.0),
+        ("affiliate", 120.0),
+        ("email", 90.0),
+    ];
     let scale = people as f64 / 10_000.0;
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5BE9D);
     let mut rows = Vec::new();
@@ -275,15 +288,18 @@ pub async fn website_visits(
         let ids: Vec<ProfileId> = members.items.iter().map(|(_, m)| m.profile_id).collect();
         let people = services.profiles.profiles_by_id(actor, client.id, &ids).await?;
         for person in people {
-            let decision =
-                services.campaigns.decide(actor, client.id, journey.channel, person.id, Some("desktop")).await?;
+            let decision = services
+                .campaigns
+                .decide(actor, client.id, journey.channel, person.id, Some("desktop"))
+                .await?;
             let chance = match decision.as_ref().and_then(|d| d.variant.as_deref()) {
                 Some("free_delivery") => 0.30,
                 Some(_) => 0.22,
                 None => 0.12,
             };
             outcome.impressions += usize::from(decision.is_some());
-            let Some(customer) = person.traits().get("customerId").and_then(|v| v.as_str().map(str::to_owned))
+            let Some(customer) =
+                person.traits().get("customerId").and_then(|v| v.as_str().map(str::to_owned))
             else {
                 continue;
             };
