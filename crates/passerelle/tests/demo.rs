@@ -110,7 +110,7 @@ fn number(value: &Value) -> f64 {
 #[tokio::test]
 async fn the_demo_fills_the_embedded_default_and_its_queries_answer() {
     let dir = temp_dir();
-    let demo = passerelle(&dir.0).args(["demo", "--profiles", "400", "--seed", "11"]).output().unwrap();
+    let demo = passerelle(&dir.0).args(["demo", "--profiles", "500", "--seed", "11"]).output().unwrap();
     let stdout = String::from_utf8(demo.stdout).unwrap();
     let stderr = String::from_utf8(demo.stderr).unwrap();
     assert!(demo.status.success(), "{stdout}\n{stderr}");
@@ -122,7 +122,7 @@ async fn the_demo_fills_the_embedded_default_and_its_queries_answer() {
     assert!(!stderr.contains("@example.") && !stderr.contains(&printed.password), "{stderr}");
 
     // Again on the same data dir: a clear refusal, and nothing added.
-    let again = passerelle(&dir.0).args(["demo", "--profiles", "50", "--seed", "12"]).output().unwrap();
+    let again = passerelle(&dir.0).args(["demo", "--profiles", "600", "--seed", "12"]).output().unwrap();
     assert!(!again.status.success());
     let refusal = String::from_utf8_lossy(&again.stderr);
     assert!(refusal.contains("already holds the demo agency") && refusal.contains("delete"), "{refusal}");

@@ -34,8 +34,9 @@ const INGEST_BATCH: usize = 5_000;
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// People to generate over both client workspaces (three in five for the first). Most sign
-    /// up and are seen on several devices; the rest stay anonymous visitors.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(10..=2_000_000))]
+    /// up and are seen on several devices; the rest stay anonymous visitors. At least 500, so
+    /// the journey's holdout and both arms have people.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(500..=2_000_000))]
     pub profiles: u32,
     /// Seed of the generated population: the same seed gives the same people and stories.
     #[arg(long, default_value_t = 2026)]
@@ -315,6 +316,9 @@ async fn summarize(services: &Services, actor: &Actor, client: &ClientWorkspace)
             arms.join(", "),
             statuses.join(", ")
         );
+        if report.holdout == 0 || report.by_variant.len() < 2 {
+            println!("    (too few people entered the journey to measure it: try a larger --profiles)");
+        }
     }
     Ok(())
 }
