@@ -15,7 +15,8 @@ mod story;
 
 use crate::Services;
 use anyhow::{Context as _, bail};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
+use kernel::ProfileId;
 use people::{BUSINESSES, ConsentChoice, Generator};
 use platform::Settings;
 use rand::Rng;
@@ -66,19 +67,72 @@ pub async fn run(args: DemoArgs, settings: &Settings) -> anyhow::Result<()> {
     }
     let actor = sign_in(&services, &password).await?;
     let now = Utc::now();
-
     let mut clients = Vec::new();
     for business in &BUSINESSES {
         clients.push(story::open_workspace(&services, &actor, business).await?);
     }
     let total = args.profiles as usize;
     let sizes = [total * 3 / 5, total - total * 3 / 5];
+    let population = populate(&services, &actor, &clients, sizes, args.seed, now).await?;
+    let showcase = clients.first().context("the demo has workspaces")?;
+    let journey = showcase.journey.as_ref().context("the first workspace runs the journey")?;
+    visit_the_website(&services, &actor, showcase, journey, args.seed).await?;
+    for (client, size) in clients.iter().zip(sizes) {
+        story::record_spend(&services, &actor, client, size, args.seed, now).await?;
+    }
+    println!();
+    for client in &clients {
+        summarize(&services, &actor, client).await?;
+    }
+    println!(
+        "\nDone in {:.1} s: {} events for {total} people.",
+        started.elapsed().as_secs_f64(),
+        population.events
+    );
+    let guide = guide::Guide {
+        data,
+        start_over: start_over(settings),
+        serve_command: serve_command(settings),
+        url: format!("http://{}/graphql", settings.listen),
+        email: OWNER_EMAIL.into(),
+        password,
+        workspaces: clients.iter().map(|c| (c.business.workspace_name.to_owned(), c.id)).collect(),
+        workspace: showcase.id,
+        customer: population.showcase,
+        segment: showcase.segment("High-value customers").context("the segment exists")?,
+        conversion: showcase.conversion,
+        journey: journey.id,
+        from: now - Duration::days(90),
+        to: now + Duration::days(1),
+    };
+    println!("{}", guide.render());
+    Ok(())
+}
+
+/// What filling the workspaces with people gave.
+struct Population {
+    events: usize,
+    /// The first workspace's showcase customer (see [`people::Generator::person`]).
+    showcase: ProfileId,
+}
+
+/// Generates each workspace's people and sends their events, processes them as the ingestion
+/// worker does, records consents once the profiles exist, then lets the segments worker and
+/// the journey executor catch up, as the background workers would.
+async fn populate(
+    services: &Services,
+    actor: &Actor,
+    clients: &[ClientWorkspace],
+    sizes: [usize; 2],
+    seed: u64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Population> {
     let mut choices: Vec<Vec<(String, ConsentChoice)>> = Vec::new();
     let mut events = 0;
     let step = Instant::now();
     for (number, (client, size)) in clients.iter().zip(sizes).enumerate() {
-        let generator = Generator { business: client.business, workspace: number, seed: args.seed, now };
-        let (ingested, people) = ingest_people(&services, client, &generator, size).await?;
+        let generator = Generator { business: client.business, workspace: number, seed, now };
+        let (ingested, people) = ingest_people(services, client, &generator, size).await?;
         events += ingested;
         println!(
             "  {}: {size} people ({} signed up, {} seen on several devices), {ingested} events accepted",
@@ -89,74 +143,53 @@ pub async fn run(args: DemoArgs, settings: &Settings) -> anyhow::Result<()> {
     println!("  events accepted in {:.1} s", step.elapsed().as_secs_f64());
 
     let step = Instant::now();
-    let processed = process_events(&services).await?;
+    let processed = process_events(services).await?;
     println!(
         "  {processed} events processed (identities resolved, profiles merged) in {:.1} s",
         step.elapsed().as_secs_f64()
     );
 
     let step = Instant::now();
-    let mut customers = Vec::new();
+    let mut showcase = None;
     for (client, choices) in clients.iter().zip(&choices) {
-        let profiles = story::profiles_by_customer(&services, &actor, client.id).await?;
-        let recorded = story::record_consents(&services, &actor, client.id, choices, &profiles).await?;
+        let profiles = story::profiles_by_customer(services, actor, client.id).await?;
+        let recorded = story::record_consents(services, actor, client.id, choices, &profiles).await?;
         println!("  {}: {recorded} consents recorded", client.business.workspace_name);
-        customers.push(profiles);
+        // Person 0 signs up in every workspace: the first account is the showcase.
+        showcase =
+            showcase.or_else(|| choices.first().and_then(|(customer, _)| profiles.get(customer).copied()));
     }
     println!("  consents recorded in {:.1} s", step.elapsed().as_secs_f64());
 
     let step = Instant::now();
     services.segments.apply_changes().await?;
-    let enrolled = run_journeys(&services).await?;
+    let enrolled = run_journeys(services).await?;
     println!(
         "  segments updated and {enrolled} people enrolled in journeys in {:.1} s",
         step.elapsed().as_secs_f64()
     );
+    Ok(Population { events, showcase: showcase.context("the showcase customer has a profile")? })
+}
 
-    let showcase = clients.first().context("the demo has workspaces")?;
-    let journey = showcase.journey.as_ref().context("the first workspace runs the journey")?;
-    let website = story::website_visits(&services, &actor, showcase, journey, args.seed).await?;
-    let orders = website.orders.len();
-    ingest(&services, showcase, &website.orders).await?;
-    process_events(&services).await?;
+/// The website asks for the cart banners and some people order; the orders go through the
+/// inbox, the segments and the journey (whose goal they reach) like any other event.
+async fn visit_the_website(
+    services: &Services,
+    actor: &Actor,
+    client: &ClientWorkspace,
+    journey: &story::JourneySetup,
+    seed: u64,
+) -> anyhow::Result<()> {
+    let website = story::website_visits(services, actor, client, journey, seed).await?;
+    ingest(services, client, &website.orders).await?;
+    process_events(services).await?;
     services.segments.apply_changes().await?;
-    run_journeys(&services).await?;
+    run_journeys(services).await?;
     println!(
-        "  the website showed {} cart banners and {orders} of the cart abandoners ordered",
-        website.impressions
+        "  the website showed {} cart banners and {} of the cart abandoners ordered",
+        website.impressions,
+        website.orders.len()
     );
-
-    for (client, size) in clients.iter().zip(sizes) {
-        story::record_spend(&services, &actor, client, size, args.seed, now).await?;
-    }
-    println!();
-    for client in &clients {
-        summarize(&services, &actor, client).await?;
-    }
-    println!("\nDone in {:.1} s: {events} events for {total} people.", started.elapsed().as_secs_f64());
-
-    let customer_id = showcase_customer(&choices).context("the showcase customer signed up")?;
-    let customer = *customers
-        .first()
-        .and_then(|profiles| profiles.get(&customer_id))
-        .context("the showcase customer has a profile")?;
-    let guide = guide::Guide {
-        data,
-        start_over: start_over(settings),
-        serve_command: serve_command(settings),
-        url: format!("http://{}/graphql", settings.listen),
-        email: OWNER_EMAIL.into(),
-        password,
-        workspaces: clients.iter().map(|c| (c.business.workspace_name.to_owned(), c.id)).collect(),
-        workspace: showcase.id,
-        customer,
-        segment: showcase.segment("High-value customers").context("the segment exists")?,
-        conversion: showcase.conversion,
-        journey: journey.id,
-        from: now - Duration::days(90),
-        to: now + Duration::days(1),
-    };
-    println!("{}", guide.render());
     Ok(())
 }
 
@@ -298,11 +331,6 @@ async fn run_journeys(services: &Services) -> anyhow::Result<usize> {
         }
     }
     bail!("the journey executor was still busy after 1,000 rounds")
-}
-
-/// The first workspace's person 0 (see [`people::Generator::person`]).
-fn showcase_customer(choices: &[Vec<(String, ConsentChoice)>]) -> Option<String> {
-    choices.first()?.first().map(|(customer, _)| customer.clone())
 }
 
 /// One workspace's counts, read back through the services.
