@@ -154,6 +154,8 @@ async fn the_demo_fills_the_embedded_default_and_its_queries_answer() {
         2,
         "two client workspaces, and the refused second run added none"
     );
+    let staff = post(&client, &url, "{ users { edges { node { email } } } }", token).await;
+    assert_eq!(staff["users"]["edges"].as_array().unwrap().len(), 1, "one owner: {staff}");
 
     // 1. The showcase customer: one profile for every device and channel.
     let customer = post(&client, &url, &printed.queries[0], token).await["profile"].clone();
