@@ -9,15 +9,17 @@
 //! profiles' changes; the journey executor enrolls and moves people; the website asks for its
 //! banners and people order; everything is processed again.
 
+mod businesses;
 mod guide;
 mod people;
 mod story;
 
 use crate::Services;
 use anyhow::{Context as _, bail};
+use businesses::BUSINESSES;
 use chrono::{DateTime, Duration, Utc};
 use kernel::ProfileId;
-use people::{BUSINESSES, ConsentChoice, Generator};
+use people::{ConsentChoice, Generator};
 use platform::Settings;
 use rand::Rng;
 use serde_json::{Map, Value};

@@ -3,7 +3,8 @@
 //! media spend, and (for the showcase client) a cart-recovery journey with an A/B split and a
 //! holdout, which people then go through.
 
-use super::people::{Business, ConsentChoice};
+use super::businesses::Business;
+use super::people::ConsentChoice;
 use crate::Services;
 use anyhow::Context as _;
 use campaigns::channels::NewChannel;
