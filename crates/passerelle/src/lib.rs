@@ -11,6 +11,8 @@ use segments::Segments;
 use std::{net::SocketAddr, sync::Arc};
 use tenancy::{JwtKeys, Tenancy};
 
+pub mod demo;
+
 pub struct Application {
     addr: SocketAddr,
     server: actix_web::dev::Server,

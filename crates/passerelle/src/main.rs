@@ -72,6 +72,10 @@ enum Command {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// Fill the database with a demo agency: two client workspaces, tens of thousands of
+    /// people across devices and channels, segments, a running journey, spend. Prints how to
+    /// sign in and three queries worth trying.
+    Demo(passerelle::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -146,6 +150,7 @@ async fn run(command: Option<Command>, mut settings: Settings) -> anyhow::Result
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("agency {} created; owner {} can now log in", created.agency_id, created.owner_id);
         }
+        Command::Demo(args) => passerelle::demo::run(args, &settings).await?,
         Command::Schema { .. } | Command::Attribution(_) => {}
     }
     Ok(())

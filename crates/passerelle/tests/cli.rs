@@ -66,7 +66,7 @@ fn help_lists_the_subcommands() {
     let dir = temp_dir();
     let out = passerelle(&dir.0).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for word in ["serve", "migrate", "schema", "bootstrap", "DATABASE_URL"] {
+    for word in ["serve", "migrate", "schema", "bootstrap", "demo", "DATABASE_URL"] {
         assert!(help.contains(word), "--help must mention {word}: {help}");
     }
 }

@@ -73,7 +73,9 @@ pub fn run_models(paths: &PathSet, models: &[Model], options: &Options) -> Resul
     results
         .into_iter()
         .map(|result| {
-            result.unwrap_or_else(|| Err(crate::MeasurementError::Internal("an attribution model failed".into())))
+            result.unwrap_or_else(|| {
+                Err(crate::MeasurementError::Internal("an attribution model failed".into()))
+            })
         })
         .collect()
 }
