@@ -34,10 +34,8 @@ pub const OWNER_EMAIL: &str = "owner@demo-agency.test";
 /// Events generated before they are sent.
 const INGEST_BATCH: usize = 5_000;
 /// Events per call to the inbox, about what an analytics SDK puts in one request (a few tens of
-/// messages). It also keeps each multi-row insert small: on SQLite
-/// the driver's binding of a statement's parameters costs time quadratic in their number, so
-/// 1,000-event batches (17,000 parameters) were accepted three times slower per event (see
-/// BENCHMARKS.md).
+/// messages). (Larger calls were three times slower per event on SQLite until `platform::sql`
+/// stopped numbering its parameters there; see BENCHMARKS.md.)
 const SDK_BATCH: usize = 100;
 
 #[derive(Debug, clap::Args)]
