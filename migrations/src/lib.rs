@@ -20,6 +20,7 @@ mod m0010_campaigns;
 mod m0011_journey_events;
 mod m0012_suppressions_schedules;
 mod m0013_measurement;
+mod m0014_touch_paths;
 
 pub use sea_orm_migration;
 
@@ -82,6 +83,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_journey_events::Migration),
             Box::new(m0012_suppressions_schedules::Migration),
             Box::new(m0013_measurement::Migration),
+            Box::new(m0014_touch_paths::Migration),
         ]
     }
 }

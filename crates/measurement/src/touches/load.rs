@@ -194,10 +194,8 @@ pub async fn load_event_touches(txn: &DatabaseTransaction, query: &TouchQuery<'_
         .push(" AND profile_id IS NOT NULL");
     let mut rows = txn.stream_raw(events.statement(ConnectionTrait::get_database_backend(txn))).await?;
     while let Some(row) = rows.try_next().await? {
-        let profile: Uuid = row.try_get("", "profile_id")?;
-        let at: DateTime<Utc> = row.try_get("", "occurred_at")?;
-        let context: String = row.try_get("", "context")?;
-        let (channel, campaign, device) = match classified.get(&context) {
+        let (profile, at, context) = touch_row(&row)?;
+        let (channel, campaign, device) = match classified.get(context.as_ref()) {
             Some(&labels) => labels,
             None => {
                 let parts: Vec<Option<&str>> = context
@@ -217,7 +215,7 @@ pub async fn load_event_touches(txn: &DatabaseTransaction, query: &TouchQuery<'_
                     log.labels.intern(part(3).unwrap_or(NONE_LABEL)),
                     log.labels.intern(part(5).unwrap_or(NONE_LABEL)),
                 );
-                classified.insert(context.clone(), labels);
+                classified.insert(context.clone().into_owned(), labels);
                 labels
             }
         };
@@ -236,10 +234,12 @@ pub async fn load_campaign_touches(
 ) -> Result<TouchLog> {
     let mut log = TouchLog::default();
     if !query.campaign_kinds.is_empty() {
-        let mut touchpoints = Sql::new(
-            "SELECT t.profile_id, t.at, t.channel, t.device, j.name AS journey FROM touchpoints t \
-             LEFT JOIN journeys j ON j.tenant_id = t.tenant_id AND j.id = t.journey_id WHERE t.tenant_id = ",
-        );
+        // As for events: the labels come as one text, classified once per distinct value.
+        let mut touchpoints = Sql::new(&format!(
+            "SELECT t.profile_id, t.at, t.channel || '{CONTEXT_SEPARATOR}' || coalesce(j.name, '') || \
+             '{CONTEXT_SEPARATOR}' || coalesce(t.device, '') AS context FROM touchpoints t LEFT JOIN journeys j \
+             ON j.tenant_id = t.tenant_id AND j.id = t.journey_id WHERE t.tenant_id = "
+        ));
         touchpoints
             .bind(query.tenant)
             .push(" AND t.at >= ")
@@ -248,24 +248,43 @@ pub async fn load_campaign_touches(
             .bind(query.to)
             .push(" AND t.kind IN ")
             .bind_list(query.campaign_kinds.iter().cloned());
+        let mut classified: HashMap<String, (u32, u32, u32)> = HashMap::new();
         let mut rows =
             txn.stream_raw(touchpoints.statement(ConnectionTrait::get_database_backend(txn))).await?;
         while let Some(row) = rows.try_next().await? {
-            let profile = merges.current(row.try_get("", "profile_id")?);
-            let at: DateTime<Utc> = row.try_get("", "at")?;
-            let channel: String = row.try_get("", "channel")?;
-            let journey: Option<String> = row.try_get("", "journey")?;
-            let device: Option<String> = row.try_get("", "device")?;
-            let touch = Touch {
-                at,
-                channel: log.labels.intern(&channel),
-                campaign: log.labels.intern(journey.as_deref().unwrap_or(NONE_LABEL)),
-                device: log.labels.intern(device.as_deref().unwrap_or(NONE_LABEL)),
+            let (profile, at, context) = touch_row(&row)?;
+            let (channel, campaign, device) = match classified.get(context.as_ref()) {
+                Some(&labels) => labels,
+                None => {
+                    let mut parts =
+                        context.split(CONTEXT_SEPARATOR).map(|part| Some(part).filter(|p| !p.is_empty()));
+                    let mut label = || log.labels.intern(parts.next().flatten().unwrap_or(NONE_LABEL));
+                    let labels = (label(), label(), label());
+                    classified.insert(context.clone().into_owned(), labels);
+                    labels
+                }
             };
-            log.by_profile.entry(profile).or_default().push(touch);
+            log.by_profile.entry(merges.current(profile)).or_default().push(Touch {
+                at,
+                channel,
+                campaign,
+                device,
+            });
         }
     }
     Ok(log)
+}
+
+/// A touch row's profile, time and context (columns 0, 1 and 2). On PostgreSQL the context is
+/// borrowed from the row: millions of rows, a few distinct contexts, so no copy unless new.
+fn touch_row(row: &QueryResult) -> Result<(Uuid, DateTime<Utc>, std::borrow::Cow<'_, str>)> {
+    if let Some(row) = row.try_as_pg_row() {
+        use sea_orm::sqlx::Row as _;
+        let read = |e: sea_orm::sqlx::Error| crate::MeasurementError::Internal(Box::new(e));
+        let context: &str = row.try_get(2).map_err(read)?;
+        return Ok((row.try_get(0).map_err(read)?, row.try_get(1).map_err(read)?, context.into()));
+    }
+    Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?, row.try_get_by_index::<String>(2)?.into()))
 }
 
 /// Reads the conversions of `definition` in `[from, to)`.
