@@ -228,7 +228,86 @@ async fn rate_limits_per_ip_and_per_key(backend: Backend) {
     assert_eq!(statuses, [None, None, Some("RATE_LIMITED".to_owned())]);
 }
 
+/// A console on another origin may call the staff endpoints when its origin is configured,
+/// exactly; others get no CORS grant; without configuration nothing changes; the tracking API
+/// still answers any website.
+async fn configured_origins_may_call_the_staff_endpoints_from_a_browser(backend: Backend) {
+    let console = "https://console.agency.test";
+    let app = spawn_app_with(backend, |s| s.cors_origins = vec![console.into()]).await;
+    let allow = |r: &reqwest::Response| {
+        r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned())
+    };
+    let preflight = |origin: &str, path: &str, method: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization, content-type, x-workspace-id")
+            .send()
+    };
+    let ok = preflight(console, "/graphql", "POST").await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(allow(&ok).as_deref(), Some(console));
+    let methods = ok.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = ok.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+    assert!(headers.contains("authorization") && headers.contains("x-workspace-id"), "{headers}");
+    for path in ["/exports/x/segments/y", "/imports/x/y"] {
+        let method = if path.starts_with("/imports") { "PUT" } else { "GET" };
+        assert_eq!(
+            allow(&preflight(console, path, method).await.unwrap()).as_deref(),
+            Some(console),
+            "{path}"
+        );
+    }
+    let answer = app
+        .client
+        .post(app.url("/graphql"))
+        .header("origin", console)
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allow(&answer).as_deref(), Some(console));
+    let exposed = answer.headers()["access-control-expose-headers"].to_str().unwrap().to_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+
+    // Another origin, or one that only looks alike, gets no grant.
+    for other in ["https://evil.test", "https://console.agency.test.evil.test", "http://console.agency.test"]
+    {
+        let refused = preflight(other, "/graphql", "POST").await.unwrap();
+        assert_eq!(allow(&refused), None, "{other}");
+    }
+    // Servers send no Origin: unchanged.
+    let server = app.client.post(app.url("/graphql")).json(&json!({ "query": "{ me { id } }" })).send().await;
+    let server = server.unwrap();
+    assert_eq!(server.status(), 200);
+    assert_eq!(allow(&server), None);
+
+    // Not configured: no grant to anyone on the staff endpoints; tracking still open to all.
+    let plain = spawn_app(backend).await;
+    let request = plain
+        .client
+        .post(plain.url("/graphql"))
+        .header("origin", console)
+        .json(&json!({ "query": "{ me { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allow(&request), None);
+    let tracking = plain
+        .client
+        .request(reqwest::Method::OPTIONS, plain.url("/v1/track"))
+        .header("origin", "https://any-client-shop.test")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(allow(&tracking).is_some(), "the tracking API answers every website");
+}
+
 on_both_backends!(
+    configured_origins_may_call_the_staff_endpoints_from_a_browser,
     query_limits_refuse_before_resolving,
     malformed_requests_get_clear_errors,
     lists_are_relay_connections,

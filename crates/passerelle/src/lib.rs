@@ -256,6 +256,7 @@ impl Application {
                 graphiql: settings.graphiql,
                 body_bytes: settings.limits.body_bytes,
                 rate_limits: settings.rate_limits.clone(),
+                cors_origins: settings.cors_origins.clone(),
             },
         };
         let listener = std::net::TcpListener::bind(settings.listen)

@@ -43,6 +43,10 @@ pub struct Settings {
     /// Apply migrations when `serve` or `worker` starts. Off where a separate step migrates as
     /// the owner role (the Helm chart's hook Job), so the app pods never need that role.
     pub migrate_on_start: bool,
+    /// Browser origins (`https://console.example.com`) allowed to call the staff endpoints
+    /// (`/graphql`, imports, exports) cross-origin; empty: none, serve the console from the
+    /// API's origin. The tracking API answers every origin regardless, as analytics SDKs need.
+    pub cors_origins: Vec<String>,
     pub limits: Limits,
     pub rate_limits: RateLimits,
     pub auth: AuthSettings,
@@ -118,6 +122,7 @@ impl Default for Settings {
             delivery_lease_seconds: 60,
             webhooks_to_private_addresses: true,
             migrate_on_start: true,
+            cors_origins: Vec::new(),
             limits: Limits::default(),
             rate_limits: RateLimits::default(),
             auth: AuthSettings::default(),
@@ -283,6 +288,9 @@ impl Settings {
         if let Some(v) = non_empty("PASSERELLE_MIGRATE_ON_START") {
             self.migrate_on_start = flag("PASSERELLE_MIGRATE_ON_START", v)?;
         }
+        if let Some(v) = non_empty("PASSERELLE_CORS_ORIGINS") {
+            self.cors_origins = v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        }
         if let Some(v) = non_empty("PASSERELLE_TRUST_FORWARDED_FOR") {
             self.rate_limits.trust_forwarded_for = flag("PASSERELLE_TRUST_FORWARDED_FOR", v)?;
         }
@@ -305,6 +313,12 @@ impl Settings {
         }
         if self.auth.access_token_ttl_secs <= 0 || self.auth.refresh_token_ttl_secs <= 0 {
             return bad("token lifetimes must be positive");
+        }
+        if let Some(origin) = self.cors_origins.iter().find(|o| !is_origin(o)) {
+            return Err(PlatformError::Config(format!(
+                "CORS origin {origin:?} is not an origin: scheme and host (and port) only, e.g. \
+                 https://console.example.com"
+            )));
         }
         if !(1..=64).contains(&self.ingest_concurrency) {
             return bad("ingest concurrency must be between 1 and 64 workspaces");
@@ -341,6 +355,16 @@ impl Settings {
     pub fn owner_database_url(&self) -> String {
         self.migration_database_url.clone().unwrap_or_else(|| self.app_database_url())
     }
+}
+
+/// `http(s)://host[:port]`, nothing more: what browsers send in `Origin` and compare exactly.
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else { return false };
+    let (host, port) = rest.rsplit_once(':').map_or((rest, None), |(h, p)| (h, Some(p)));
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']'))
+        && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 #[cfg(test)]
@@ -381,6 +405,21 @@ mod tests {
         assert_eq!(s.segment_refresh_seconds, 5);
         s.segment_refresh_seconds = 0;
         assert!(s.validate().unwrap_err().to_string().contains("segment refresh"));
+    }
+
+    #[test]
+    fn cors_origins_are_read_as_a_list_of_exact_origins() {
+        let mut s = Settings::default();
+        assert!(s.cors_origins.is_empty());
+        let env = "https://console.example.com, http://localhost:5173,";
+        s.apply_env(|k| (k == "PASSERELLE_CORS_ORIGINS").then(|| env.into())).unwrap();
+        assert_eq!(s.cors_origins, ["https://console.example.com", "http://localhost:5173"]);
+        assert!(s.validate().is_ok());
+        for bad in ["*", "console.example.com", "https://console.example.com/", "ftp://x", "https://x:99999"]
+        {
+            s.cors_origins = vec![bad.into()];
+            assert!(s.validate().unwrap_err().to_string().contains("CORS origin"), "{bad}");
+        }
     }
 
     #[test]

@@ -12,8 +12,10 @@ use kernel::{ErrorCode, SegmentId, WorkspaceId};
 use segments::export::{AudienceFormat, ExportRequest};
 use serde::Deserialize;
 
-pub(super) fn routes(config: &mut web::ServiceConfig) {
-    config.route("/exports/{workspace}/segments/{segment}", web::get().to(export));
+pub(super) fn routes(config: &mut web::ServiceConfig, cors: super::cors::StaffCors) {
+    config.service(
+        web::resource("/exports/{workspace}/segments/{segment}").wrap(cors).route(web::get().to(export)),
+    );
 }
 
 #[derive(Deserialize)]

@@ -16,8 +16,8 @@ use serde_json::json;
 /// Largest file accepted in one upload.
 const MAX_IMPORT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
-pub(super) fn routes(config: &mut web::ServiceConfig) {
-    config.route("/imports/{workspace}/{import}", web::put().to(upload));
+pub(super) fn routes(config: &mut web::ServiceConfig, cors: super::cors::StaffCors) {
+    config.service(web::resource("/imports/{workspace}/{import}").wrap(cors).route(web::put().to(upload)));
 }
 
 fn refuse_error(error: &ProfilesError) -> HttpResponse {

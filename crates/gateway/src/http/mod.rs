@@ -1,5 +1,6 @@
 //! The actix-web application: routes, middleware and the shared state.
 
+mod cors;
 mod exports;
 mod graphql;
 mod health;
@@ -19,6 +20,8 @@ pub struct GatewaySettings {
     pub graphiql: bool,
     pub body_bytes: usize,
     pub rate_limits: RateLimits,
+    /// Origins allowed to call the staff endpoints from a browser (see `cors`).
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -56,11 +59,15 @@ pub fn build_server(state: AppState, listener: TcpListener, workers: usize) -> s
             .app_data(state.clone())
             .app_data(ops.clone())
             .wrap(actix_web::middleware::from_fn(middleware::observe))
-            .route("/graphql", web::post().to(graphql::execute))
-            .route("/graphql", web::get().to(graphql::graphiql))
+            .service(
+                web::resource("/graphql")
+                    .wrap(cors::staff(&state.settings.cors_origins))
+                    .route(web::post().to(graphql::execute))
+                    .route(web::get().to(graphql::graphiql)),
+            )
             .configure(tracking::routes)
-            .configure(imports::routes)
-            .configure(exports::routes)
+            .configure(|config| imports::routes(config, cors::staff(&state.settings.cors_origins)))
+            .configure(|config| exports::routes(config, cors::staff(&state.settings.cors_origins)))
             .route("/livez", web::get().to(health::livez))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))
