@@ -736,7 +736,94 @@ async fn journeys_are_measured_against_their_holdout_and_between_their_arms(back
              json!({"w": shop.workspace, "j": uuid::Uuid::now_v7().to_string(), "c": shop.conversion})).await.expect_code("NOT_FOUND");
 }
 
+/// Conversion definitions are edited and deleted through GraphQL, names stay unique, and the
+/// workspace's channel rules read back as they were set.
+async fn conversions_and_channel_rules_are_edited_through_the_api(backend: Backend) {
+    let shop = Shop::open(backend).await;
+    let fields = "id name eventName valueProperty currency lookbackDays filters { property op }";
+    let updated = shop
+        .gql(
+            &format!(
+                "mutation($w: ID!, $id: ID!) {{ updateConversion(workspaceId: $w, id: $id, input: {{name: \"Big orders\",
+                   eventName: \"Order Completed\", valueProperty: \"total\", currency: \"EUR\", lookbackDays: 7,
+                   filters: [{{property: \"total\", op: GTE, value: 100}}]}}) {{ {fields} }} }}"
+            ),
+            json!({"w": shop.workspace, "id": shop.conversion}),
+        )
+        .await;
+    assert_eq!(updated.data("updateConversion.id"), &json!(shop.conversion), "{:?}", updated.body);
+    assert_eq!(updated.data("updateConversion.name"), &json!("Big orders"));
+    assert_eq!(updated.data("updateConversion.lookbackDays"), &json!(7));
+    assert_eq!(updated.data("updateConversion.filters"), &json!([{"property": "total", "op": "GTE"}]));
+    let read = shop
+        .gql(
+            &format!("query($w: ID!, $id: ID!) {{ conversion(workspaceId: $w, id: $id) {{ {fields} }} }}"),
+            json!({"w": shop.workspace, "id": shop.conversion}),
+        )
+        .await;
+    assert_eq!(read.data("conversion"), updated.data("updateConversion"), "what was saved is what is read");
+
+    // Names are unique: another definition cannot take it, by creation or by update.
+    let create = |name: &str| {
+        shop.gql(
+            "mutation($w: ID!, $n: String!) { createConversion(workspaceId: $w, input: {name: $n,
+               eventName: \"Signed Up\", currency: \"EUR\"}) { id } }",
+            json!({"w": shop.workspace, "n": name}),
+        )
+    };
+    create("Big orders").await.expect_code("CONFLICT");
+    let signups = create("Signups").await.str("createConversion.id");
+    shop.gql(
+        "mutation($w: ID!, $id: ID!) { updateConversion(workspaceId: $w, id: $id, input: {name: \"Big orders\",
+           eventName: \"Signed Up\", currency: \"EUR\"}) { id } }",
+        json!({"w": shop.workspace, "id": signups}),
+    )
+    .await
+    .expect_code("CONFLICT");
+
+    // Deleted: gone from the list, and a second delete or an update finds nothing.
+    let delete = || {
+        shop.gql(
+            "mutation($w: ID!, $id: ID!) { deleteConversion(workspaceId: $w, id: $id) }",
+            json!({"w": shop.workspace, "id": signups}),
+        )
+    };
+    assert_eq!(delete().await.data("deleteConversion"), &json!(true));
+    let listed = shop
+        .gql("query($w: ID!) { conversions(workspaceId: $w) { name } }", json!({"w": shop.workspace}))
+        .await;
+    assert_eq!(listed.data("conversions"), &json!([{"name": "Big orders"}]));
+    delete().await.expect_code("NOT_FOUND");
+
+    // Channel rules: the standard set until the workspace has its own, then its own, in order.
+    let rules = || {
+        shop.gql(
+            "query($w: ID!) { channelRules(workspaceId: $w) { standard rules { channel } } }",
+            json!({"w": shop.workspace}),
+        )
+    };
+    let standard = rules().await;
+    assert_eq!(standard.data("channelRules.standard"), &json!(true), "{:?}", standard.body);
+    shop.gql(
+        "mutation($w: ID!) { setChannelRules(workspaceId: $w, rules: [{channel: \"Brand Search\", source: \"google\",
+           campaign: \"brand.*\"}, {channel: \"Partners\", medium: \"affiliate\"}]) { standard } }",
+        json!({"w": shop.workspace}),
+    )
+    .await;
+    let own = rules().await;
+    assert_eq!(own.data("channelRules.standard"), &json!(false));
+    let channels: Vec<String> = own
+        .data("channelRules.rules")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["channel"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert_eq!(channels, ["brand search", "partners"]);
+}
+
 on_both_backends!(
+    conversions_and_channel_rules_are_edited_through_the_api,
     attribution_models_share_out_exactly_the_conversions_and_value,
     the_experiment_calculator_and_sample_sizes_answer_on_raw_counts,
     attribution_reports_are_built_from_ingested_events,
