@@ -3,22 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Command, Stdio},
-};
+mod common;
 
-fn passerelle(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_passerelle"));
-    command
-        .current_dir(data_dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("PASSERELLE_MIGRATION_DATABASE_URL")
-        .env("PASSERELLE_DATA_DIR", data_dir.join("data"))
-        .env("PASSERELLE_LOG_FORMAT", "json");
-    command
-}
+use common::{passerelle, serve, temp_dir};
+use std::{io::Write, process::Stdio};
 
 fn bootstrap(dir: &std::path::Path, agency: &str, email: &str, password: &str) -> std::process::Output {
     let mut child = passerelle(dir)
@@ -30,35 +18,6 @@ fn bootstrap(dir: &std::path::Path, agency: &str, email: &str, password: &str) -
         .unwrap();
     child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
     child.wait_with_output().unwrap()
-}
-
-struct Dir(std::path::PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir() -> Dir {
-    let dir = std::env::temp_dir().join(format!("passerelle-cli-{}", std::process::id()));
-    let dir = dir.with_extension(format!(
-        "{}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    Dir(dir)
-}
-
-/// What `serve` prints first: the line with the URL.
-async fn first_line_of_stdout(child: &mut std::process::Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap()
 }
 
 #[test]
@@ -103,21 +62,14 @@ fn bootstrap_onboards_agencies_one_after_another() {
 #[tokio::test]
 async fn serve_runs_on_the_embedded_default() {
     let dir = temp_dir();
-    let mut child = passerelle(&dir.0)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line_of_stdout(&mut child).await;
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
-    assert!(line.contains("GraphiQL"), "{line}");
-    let ready = reqwest::get(url.replace("/graphql", "/readyz")).await.unwrap();
+    let mut command = passerelle(&dir.0);
+    command.stderr(Stdio::null());
+    let server = serve(command).await;
+    assert!(server.banner.contains("GraphiQL"), "{}", server.banner);
+    let ready = reqwest::get(server.url.replace("/graphql", "/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
     assert!(dir.0.join("data/passerelle.db").exists());
     assert!(dir.0.join("data/jwt-keys").exists());
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// Privacy by default: a full session through the running binary leaves no email, password,
@@ -130,15 +82,10 @@ async fn logs_carry_no_personal_data_or_secrets() {
     let boot = bootstrap(&dir.0, "Secret Agency", email, password);
     assert!(boot.status.success());
     let log_path = dir.0.join("server.log");
-    let mut child = passerelle(&dir.0)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("PASSERELLE_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let line = first_line_of_stdout(&mut child).await;
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let mut command = passerelle(&dir.0);
+    command.env("PASSERELLE_LOG", "debug").stderr(std::fs::File::create(&log_path).unwrap());
+    let server = serve(command).await;
+    let url = server.url.clone();
     let client = reqwest::Client::new();
     let gql = |query: String, token: Option<String>| {
         let mut request = client.post(&url).json(&serde_json::json!({ "query": query }));
@@ -171,8 +118,7 @@ async fn logs_carry_no_personal_data_or_secrets() {
     let secret = key["data"]["createApiKey"]["secret"].as_str().unwrap().to_owned();
     gql("{ workspaces { edges { cursor } } }".into(), Some(secret.clone())).await;
     gql("{ me { id } }".into(), Some("not.a.valid-token".into())).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
     let logs = std::fs::read_to_string(&log_path).unwrap();
     // Structured: one JSON object per line, each request's line carrying its request id.
     let finished: Vec<serde_json::Value> = logs
@@ -388,17 +334,14 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let password = "a traced but private passphrase";
     assert!(bootstrap(&dir.0, "Traced Agency", email, password).status.success());
     let collector = start_collector().await;
-    let mut child = passerelle(&dir.0)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut command = passerelle(&dir.0);
+    command
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.url)
         .env("OTEL_SERVICE_NAME", "passerelle-under-test")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = first_line_of_stdout(&mut child).await;
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+        .stderr(Stdio::null());
+    let server = serve(command).await;
+    let url = server.url.clone();
     let (trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     let login = reqwest::Client::new()
         .post(&url)
@@ -427,8 +370,7 @@ async fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
         assert!(std::time::Instant::now() < deadline, "spans missing: {spans:#?}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
     collector.server.stop(false).await;
 
     assert!(services.iter().all(|s| s == "passerelle-under-test"), "{services:?}");

@@ -5,39 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{passerelle, serve, temp_dir};
 use serde_json::{Value, json};
-use std::{
-    collections::HashSet,
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-};
-
-fn passerelle(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_passerelle"));
-    command
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("PASSERELLE_MIGRATION_DATABASE_URL")
-        .env_remove("RUST_BACKTRACE")
-        .env("PASSERELLE_DATA_DIR", dir.join("data"))
-        .env("PASSERELLE_LOG_FORMAT", "json");
-    command
-}
-
-struct Dir(std::path::PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir() -> Dir {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let dir = std::env::temp_dir().join(format!("passerelle-demo-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Dir(dir)
-}
+use std::{collections::HashSet, process::Stdio};
 
 /// What the demo printed that a person would copy.
 struct Printed {
@@ -128,21 +100,10 @@ async fn the_demo_fills_the_embedded_default_and_its_queries_answer() {
     assert!(refusal.contains("already holds the demo agency") && refusal.contains("delete"), "{refusal}");
     assert!(!String::from_utf8_lossy(&again.stdout).contains("```graphql"));
 
-    let mut server = passerelle(&dir.0)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = server.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let mut command = passerelle(&dir.0);
+    command.stderr(Stdio::null());
+    let server = serve(command).await;
+    let url = server.url.clone();
     let client = reqwest::Client::new();
 
     let login = post(&client, &url, &printed.login, None).await;
@@ -226,6 +187,5 @@ async fn the_demo_fills_the_embedded_default_and_its_queries_answer() {
     let in_arms: i64 = arms.iter().map(|a| a["people"].as_i64().unwrap()).sum();
     assert_eq!(in_arms, treated, "everyone treated is in one arm, the held-out in none");
 
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
