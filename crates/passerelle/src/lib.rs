@@ -296,7 +296,6 @@ impl Application {
 pub struct WorkerProcess {
     addr: SocketAddr,
     server: actix_web::dev::Server,
-    services: Services,
     workers: Workers,
 }
 
@@ -313,15 +312,11 @@ impl WorkerProcess {
         };
         let server = gateway::build_ops_server(ops, listener)?;
         let workers = Workers::start(&services, &settings);
-        Ok(Self { addr, server, services, workers })
+        Ok(Self { addr, server, workers })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn services(&self) -> &Services {
-        &self.services
     }
 
     /// Runs until `stop` resolves, then lets the workers finish their round and closes the

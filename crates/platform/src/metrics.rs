@@ -162,8 +162,8 @@ type Read = Box<dyn Fn() -> Vec<(Vec<String>, f64)> + Send + Sync>;
 /// A metric family built afresh from `read` on every scrape.
 struct Sampled {
     kind: Kind,
+    /// Name, help and label names; each scrape builds its family from these.
     opts: Opts,
-    labels: Vec<String>,
     desc: Desc,
     read: Read,
 }
@@ -178,7 +178,7 @@ impl Sampled {
     ) -> Result<Self, prometheus::Error> {
         let opts = Opts::new(name, help).variable_labels(labels.iter().map(|l| (*l).to_owned()).collect());
         let desc = opts.describe()?;
-        Ok(Self { kind, opts, labels: labels.iter().map(|l| (*l).to_owned()).collect(), desc, read })
+        Ok(Self { kind, opts, desc, read })
     }
 }
 
@@ -188,8 +188,8 @@ impl Collector for Sampled {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
+        let labels = label_refs(&self.opts.variable_labels);
         let opts = Opts { variable_labels: Vec::new(), ..self.opts.clone() };
-        let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
         let samples = (self.read)();
         match self.kind {
             Kind::Counter => {

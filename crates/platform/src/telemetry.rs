@@ -37,13 +37,6 @@ pub struct Telemetry {
     traces: Option<SdkTracerProvider>,
 }
 
-impl Telemetry {
-    /// Whether spans are exported (an OTLP endpoint was configured).
-    pub fn exports_traces(&self) -> bool {
-        self.traces.is_some()
-    }
-}
-
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Some(provider) = self.traces.take()
