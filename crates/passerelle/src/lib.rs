@@ -131,6 +131,13 @@ impl Services {
     }
 }
 
+impl Services {
+    /// What the operations endpoints serve from.
+    fn ops(&self) -> gateway::Ops {
+        gateway::Ops { db: self.db.clone(), cache: self.cache.clone(), metrics: self.metrics.clone() }
+    }
+}
+
 /// The metrics read at scrape time from state the services keep: the answer caches' hits and
 /// misses (with their ratio, which dashboards want as is) and the database pool.
 fn sample_state(
@@ -233,7 +240,6 @@ fn postgres_user(url: &str) -> Option<String> {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let services = Services::connect(&settings).await?;
-        let metrics = services.metrics.clone();
         let schema = gateway::build_schema(
             &settings.limits,
             settings.introspection,
@@ -248,10 +254,8 @@ impl Application {
             tenancy: services.tenancy.clone(),
             profiles: services.profiles.clone(),
             segments: services.segments.clone(),
-            db: services.db.clone(),
-            cache: services.cache.clone(),
             limiter: RateLimiter::new(services.cache.clone()),
-            metrics,
+            ops: services.ops(),
             settings: GatewaySettings {
                 graphiql: settings.graphiql,
                 body_bytes: settings.limits.body_bytes,
@@ -305,12 +309,7 @@ impl WorkerProcess {
         let listener = std::net::TcpListener::bind(settings.listen)
             .with_context(|| format!("binding {}", settings.listen))?;
         let addr = listener.local_addr()?;
-        let ops = gateway::Ops {
-            db: services.db.clone(),
-            cache: services.cache.clone(),
-            metrics: services.metrics.clone(),
-        };
-        let server = gateway::build_ops_server(ops, listener)?;
+        let server = gateway::build_ops_server(services.ops(), listener)?;
         let workers = Workers::start(&services, &settings);
         Ok(Self { addr, server, workers })
     }

@@ -98,8 +98,9 @@ pub(super) async fn execute(
     if !response.errors.is_empty() {
         span.record("otel.status_code", "ERROR");
     }
-    state.metrics.graphql_requests.with_label_values(&[operation.as_str(), outcome]).inc();
+    state.ops.metrics.graphql_requests.with_label_values(&[operation.as_str(), outcome]).inc();
     state
+        .ops
         .metrics
         .graphql_duration
         .with_label_values(&[operation.as_str()])
@@ -133,7 +134,7 @@ pub(super) async fn rate_limit(state: &AppState, quotas: &[(&str, RateQuota)]) -
         Ok(RateDecision::Allowed) => None,
         Ok(RateDecision::Limited { retry_after, limit }) => {
             let which = if limit == 0 { "ip" } else { "principal" };
-            state.metrics.rate_limited.with_label_values(&[which]).inc();
+            state.ops.metrics.rate_limited.with_label_values(&[which]).inc();
             let seconds = kernel::retry_after_seconds(retry_after);
             let body = serde_json::json!({ "errors": [{
                 "message": format!("rate limit exceeded; retry in {seconds} s"),

@@ -30,10 +30,9 @@ pub struct AppState {
     pub tenancy: tenancy::Tenancy,
     pub profiles: profiles::Profiles,
     pub segments: segments::Segments,
-    pub db: Db,
-    pub cache: Cache,
     pub limiter: RateLimiter,
-    pub metrics: Metrics,
+    /// The database, cache and metrics the operations endpoints and the middleware use.
+    pub ops: Ops,
     pub settings: GatewaySettings,
 }
 
@@ -48,11 +47,7 @@ pub struct Ops {
 
 /// Builds the HTTP server on an already bound listener (port 0 in tests).
 pub fn build_server(state: AppState, listener: TcpListener, workers: usize) -> std::io::Result<Server> {
-    let ops = web::Data::new(Ops {
-        db: state.db.clone(),
-        cache: state.cache.clone(),
-        metrics: state.metrics.clone(),
-    });
+    let ops = web::Data::new(state.ops.clone());
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

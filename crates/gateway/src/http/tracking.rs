@@ -173,7 +173,7 @@ async fn accept(
         let limit_key = format!("ingest:{}", credential.rate_limit_key());
         match state.limiter.check_all(&[(limit_key.as_str(), quota)]).await {
             Ok(RateDecision::Limited { retry_after, .. }) => {
-                state.metrics.rate_limited.with_label_values(&["ingest"]).inc();
+                state.ops.metrics.rate_limited.with_label_values(&["ingest"]).inc();
                 let seconds = kernel::retry_after_seconds(retry_after);
                 let mut response = failure(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -214,7 +214,7 @@ async fn accept(
     };
     match state.profiles.ingest(&scope, &format!("key:{}", key.key_id), &request.accepted).await {
         Ok(outcome) => {
-            state.metrics.events_accepted.inc_by(outcome.accepted as u64);
+            state.ops.metrics.events_accepted.inc_by(outcome.accepted as u64);
             let rejected: Vec<_> =
                 request.rejected.iter().map(|r| json!({ "index": r.index, "message": r.message })).collect();
             cors(HttpResponse::Ok().json(json!({
